@@ -1,0 +1,7 @@
+//! Implementations of the ports: databases, mail, hashing, clock, and the HTTP front.
+
+pub mod clock;
+pub mod crypto;
+pub mod db;
+pub mod http;
+pub mod mail;

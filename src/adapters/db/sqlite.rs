@@ -1,0 +1,216 @@
+//! SQLite: the embedded default. One writer connection (SQLite allows one writer at a
+//! time; queuing in the pool is cheaper than lock retries) and a pool of readers, WAL
+//! journal, `synchronous=NORMAL` (durable at checkpoints, never corrupt).
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection as _, Row as _};
+
+use super::migrate::{self, Condition, Status};
+use super::store::{sql_store, Sql};
+use super::Tables;
+
+/// Users, tokens and audit entries in a SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    sql: Sql,
+    tables: Tables,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The file a SQLite URL or path names.
+#[must_use]
+pub fn file_path(url: &SecretString) -> std::path::PathBuf {
+    let u = url.expose_secret();
+    let p = u
+        .strip_prefix("sqlite://")
+        .or_else(|| u.strip_prefix("sqlite:"))
+        .unwrap_or(u);
+    std::path::PathBuf::from(p.split('?').next().unwrap_or(p))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file.
+    ///
+    /// # Errors
+    /// A message naming the failure.
+    pub async fn connect(
+        url: &SecretString,
+        namespace: &str,
+        readers: u32,
+    ) -> Result<Self, String> {
+        super::validate_namespace(namespace)?;
+        let path = file_path(url);
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| e.to_string())?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-16000")
+            .pragma("temp_store", "memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
+        let tables = Tables::new(namespace);
+        Ok(Self {
+            read,
+            write,
+            sql: Sql::new(&tables),
+            tables,
+        })
+    }
+
+    /// The writer pool (tests, benchmarks).
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// Table names.
+    #[must_use]
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    async fn applied_versions(&self) -> Result<Vec<String>, sqlx::Error> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(&self.tables.migrations)
+        .fetch_one(&self.write)
+        .await?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar::<_, String>(&format!("SELECT version FROM {}", self.tables.migrations))
+            .fetch_all(&self.write)
+            .await
+    }
+
+    /// Migration status.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn status(&self) -> Result<Vec<Status>, sqlx::Error> {
+        let applied = self.applied_versions().await?;
+        Ok(migrate::SQLITE
+            .iter()
+            .map(|m| Status {
+                version: m.version.into(),
+                name: m.name.into(),
+                applied: applied.contains(&m.version.to_owned()),
+            })
+            .collect())
+    }
+
+    /// Applies pending migrations, each in one transaction with its bookkeeping row.
+    ///
+    /// # Errors
+    /// Database errors, with the failing migration's version.
+    pub async fn migrate(&self) -> Result<Vec<Status>, String> {
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (version TEXT NOT NULL UNIQUE)",
+            self.tables.migrations
+        ))
+        .execute(&self.write)
+        .await
+        .map_err(|e| e.to_string())?;
+        let applied = self.applied_versions().await.map_err(|e| e.to_string())?;
+        for m in migrate::SQLITE
+            .iter()
+            .filter(|m| !applied.contains(&m.version.to_owned()))
+        {
+            let mut tx = self.write.begin().await.map_err(|e| e.to_string())?;
+            for step in migrate::steps(m, &self.tables.prefix) {
+                if let Some(c) = &step.condition {
+                    if !holds(&mut tx, c).await.map_err(|e| e.to_string())? {
+                        continue;
+                    }
+                }
+                sqlx::raw_sql(&step.sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| format!("migration {} ({}): {e}", m.version, m.name))?;
+            }
+            sqlx::query(&format!(
+                "INSERT INTO {} (version) VALUES (?)",
+                self.tables.migrations
+            ))
+            .bind(m.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            tracing::info!(version = m.version, name = m.name, "migration applied");
+        }
+        self.status().await.map_err(|e| e.to_string())
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        match self.read.acquire().await {
+            Ok(mut c) => c.ping().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+async fn holds(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    c: &Condition,
+) -> Result<bool, sqlx::Error> {
+    let (table, name, want_present, is_index) = match c {
+        Condition::ColumnMissing(t, col) => (t, col, false, false),
+        Condition::ColumnExists(t, col) => (t, col, true, false),
+        Condition::IndexMissing(t, idx) => (t, idx, false, true),
+    };
+    let present = if is_index {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+        )
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+        n > 0
+    } else {
+        let rows = sqlx::query(&format!("PRAGMA table_info({table})"))
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter()
+            .any(|r| r.try_get::<String, _>("name").is_ok_and(|n| &n == name))
+    };
+    Ok(present == want_present)
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite);

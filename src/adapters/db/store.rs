@@ -1,0 +1,521 @@
+//! The store ports, implemented once for both engines by `sql_store!`.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::Tables;
+use crate::domain::email::normalise;
+use crate::domain::metadata::Metadata;
+use crate::ports::users::{StoreError, TokenColumn};
+
+/// Statements rendered for one namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub(crate) user_by_email: String,
+    pub(crate) user_by_id: String,
+    pub(crate) user_by_id_any: String,
+    pub(crate) user_by_confirmation: String,
+    pub(crate) user_by_recovery: String,
+    pub(crate) user_by_email_change: String,
+    pub(crate) insert_user: String,
+    pub(crate) update_user: String,
+    pub(crate) delete_user: String,
+    pub(crate) insert_audit: String,
+    pub(crate) insert_refresh: String,
+    pub(crate) refresh_by_token: String,
+    pub(crate) revoke_refresh: String,
+    pub(crate) revoke_user_refresh: String,
+    pub(crate) delete_user_refresh: String,
+}
+
+const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_password, confirmed_at, invited_at, \
+    confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
+    email_change_sent_at, last_sign_in_at, CAST(raw_app_meta_data AS CHAR) AS raw_app_meta_data, \
+    CAST(raw_user_meta_data AS CHAR) AS raw_user_meta_data, is_super_admin, created_at, updated_at";
+
+impl Sql {
+    pub(crate) fn new(t: &Tables) -> Self {
+        let select = format!("SELECT {USER_COLUMNS} FROM {}", t.users);
+        let set = "instance_id = ?, aud = ?, role = ?, email = ?, email_key = ?, encrypted_password = ?, confirmed_at = ?, \
+            invited_at = ?, confirmation_token = ?, confirmation_sent_at = ?, recovery_token = ?, recovery_sent_at = ?, \
+            email_change_token = ?, email_change = ?, email_change_sent_at = ?, last_sign_in_at = ?, raw_app_meta_data = ?, \
+            raw_user_meta_data = ?, is_super_admin = ?, updated_at = ?";
+        Self {
+            user_by_email: format!("{select} WHERE instance_id = ? AND aud = ? AND email_key = ? LIMIT 1"),
+            user_by_id: format!("{select} WHERE instance_id = ? AND id = ? LIMIT 1"),
+            user_by_id_any: format!("{select} WHERE id = ? LIMIT 1"),
+            user_by_confirmation: format!("{select} WHERE confirmation_token = ? AND (? IS NULL OR instance_id = ?) LIMIT 1"),
+            user_by_recovery: format!("{select} WHERE recovery_token = ? AND (? IS NULL OR instance_id = ?) LIMIT 1"),
+            user_by_email_change: format!("{select} WHERE email_change_token = ? AND (? IS NULL OR instance_id = ?) LIMIT 1"),
+            insert_user: format!(
+                "INSERT INTO {} (instance_id, id, aud, role, email, email_key, encrypted_password, confirmed_at, invited_at, \
+                 confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
+                 email_change_sent_at, last_sign_in_at, raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                t.users
+            ),
+            update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
+            delete_user: format!("DELETE FROM {} WHERE id = ?", t.users),
+            insert_audit: format!("INSERT INTO {} (instance_id, id, payload, created_at) VALUES (?, ?, ?, ?)", t.audit),
+            insert_refresh: format!(
+                "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)",
+                t.refresh_tokens
+            ),
+            refresh_by_token: format!(
+                "SELECT instance_id, id, token, user_id, revoked, created_at FROM {} WHERE token = ? LIMIT 1",
+                t.refresh_tokens
+            ),
+            revoke_refresh: format!("UPDATE {} SET revoked = 1, updated_at = ? WHERE id = ? AND revoked = 0", t.refresh_tokens),
+            revoke_user_refresh: format!(
+                "UPDATE {} SET revoked = 1, updated_at = ? WHERE instance_id = ? AND user_id = ? AND revoked = 0",
+                t.refresh_tokens
+            ),
+            delete_user_refresh: format!("DELETE FROM {} WHERE instance_id = ? AND user_id = ?", t.refresh_tokens),
+        }
+    }
+
+    pub(crate) fn by_token(&self, column: TokenColumn) -> &str {
+        match column {
+            TokenColumn::Confirmation => &self.user_by_confirmation,
+            TokenColumn::Recovery => &self.user_by_recovery,
+            TokenColumn::EmailChange => &self.user_by_email_change,
+        }
+    }
+}
+
+/// The guard clause appended to a user update or delete.
+pub(crate) fn guard_clause(column: TokenColumn) -> &'static str {
+    match column {
+        TokenColumn::Confirmation => " AND confirmation_token = ?",
+        TokenColumn::Recovery => " AND recovery_token = ?",
+        TokenColumn::EmailChange => " AND email_change_token = ?",
+    }
+}
+
+/// Metadata as stored: the object's JSON, or `null`.
+pub(crate) fn metadata_json(m: &Metadata) -> String {
+    m.as_ref().map_or_else(
+        || "null".to_owned(),
+        |o| Value::Object(o.clone()).to_string(),
+    )
+}
+
+/// Reads stored metadata: JSON `null`, `""` and SQL NULL all read as `{}` (SCHEMA.md 4).
+pub(crate) fn parse_metadata(s: Option<String>) -> Result<Metadata, StoreError> {
+    let s = s.unwrap_or_default();
+    if s.trim().is_empty() || s.trim() == "null" {
+        return Ok(Some(Map::new()));
+    }
+    match serde_json::from_str::<Value>(&s) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(Value::Null) => Ok(Some(Map::new())),
+        Ok(_) | Err(_) => Err(StoreError::Backend(
+            "stored metadata is not a JSON object".into(),
+        )),
+    }
+}
+
+pub(crate) fn parse_uuid(s: Option<String>) -> Result<Uuid, StoreError> {
+    let s = s.unwrap_or_default();
+    if s.is_empty() {
+        return Ok(Uuid::nil());
+    }
+    Uuid::parse_str(&s).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+pub(crate) fn backend(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::EmailTaken,
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+pub(crate) fn email_key(email: &str) -> String {
+    normalise(email)
+}
+
+pub(crate) fn epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+/// Implements `UserStore` and `TokenStore` for a store struct with `read` and `write` pools
+/// and `sql: Sql`, for one sqlx database type. The calling module imports `sqlx::Row`.
+macro_rules! sql_store {
+    ($store:ty, $db:ty) => {
+        use chrono::{DateTime, Utc};
+        use $crate::adapters::db::store::{
+            backend, email_key, epoch, guard_clause, metadata_json, parse_metadata, parse_uuid,
+        };
+        use $crate::domain::audit::AuditEntry;
+        use $crate::domain::user::User;
+        use $crate::ports::tokens::{NewRefreshToken, RefreshToken, TokenStore};
+        use $crate::ports::users::{Effects, Guard, StoreError, TokenColumn, UserStore};
+
+        type Row = <$db as sqlx::Database>::Row;
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+        fn user_from_row(r: &Row) -> Result<User, StoreError> {
+            let s = |c: &str| -> Result<String, StoreError> {
+                Ok(r.try_get::<Option<String>, _>(c)
+                    .map_err(backend)?
+                    .unwrap_or_default())
+            };
+            let t = |c: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+                r.try_get::<Option<DateTime<Utc>>, _>(c).map_err(backend)
+            };
+            Ok(User {
+                instance_id: parse_uuid(r.try_get("instance_id").map_err(backend)?)?,
+                id: parse_uuid(r.try_get("id").map_err(backend)?)?,
+                aud: s("aud")?,
+                role: s("role")?,
+                email: s("email")?,
+                encrypted_password: s("encrypted_password")?,
+                confirmed_at: t("confirmed_at")?,
+                invited_at: t("invited_at")?,
+                confirmation_token: s("confirmation_token")?,
+                confirmation_sent_at: t("confirmation_sent_at")?,
+                recovery_token: s("recovery_token")?,
+                recovery_sent_at: t("recovery_sent_at")?,
+                email_change_token: s("email_change_token")?,
+                email_change: s("email_change")?,
+                email_change_sent_at: t("email_change_sent_at")?,
+                last_sign_in_at: t("last_sign_in_at")?,
+                app_metadata: parse_metadata(r.try_get("raw_app_meta_data").map_err(backend)?)?,
+                user_metadata: parse_metadata(r.try_get("raw_user_meta_data").map_err(backend)?)?,
+                is_super_admin: r
+                    .try_get::<Option<bool>, _>("is_super_admin")
+                    .map_err(backend)?
+                    .unwrap_or(false),
+                created_at: t("created_at")?.unwrap_or_else(epoch),
+                updated_at: t("updated_at")?.unwrap_or_else(epoch),
+            })
+        }
+
+        fn refresh_from_row(r: &Row) -> Result<RefreshToken, StoreError> {
+            Ok(RefreshToken {
+                instance_id: parse_uuid(r.try_get("instance_id").map_err(backend)?)?,
+                id: r.try_get("id").map_err(backend)?,
+                token: r
+                    .try_get::<Option<String>, _>("token")
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                user_id: parse_uuid(r.try_get("user_id").map_err(backend)?)?,
+                revoked: r
+                    .try_get::<Option<bool>, _>("revoked")
+                    .map_err(backend)?
+                    .unwrap_or(false),
+                created_at: r
+                    .try_get::<Option<DateTime<Utc>>, _>("created_at")
+                    .map_err(backend)?
+                    .unwrap_or_else(epoch),
+            })
+        }
+
+        impl $store {
+            async fn apply_effects(
+                &self,
+                tx: &mut Tx<'_>,
+                user_instance: uuid::Uuid,
+                user_id: uuid::Uuid,
+                effects: &Effects,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                if effects.revoke_sessions {
+                    sqlx::query(&self.sql.revoke_user_refresh)
+                        .bind(now)
+                        .bind(user_instance.to_string())
+                        .bind(user_id.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(backend)?;
+                }
+                if let Some(g) = &effects.grant {
+                    self.insert_refresh(tx, g).await?;
+                }
+                self.insert_audit(tx, &effects.audit).await
+            }
+
+            async fn insert_refresh(
+                &self,
+                tx: &mut Tx<'_>,
+                g: &NewRefreshToken,
+            ) -> Result<(), StoreError> {
+                sqlx::query(&self.sql.insert_refresh)
+                    .bind(g.instance_id.to_string())
+                    .bind(&g.token)
+                    .bind(g.user_id.to_string())
+                    .bind(g.created_at)
+                    .bind(g.created_at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+
+            async fn insert_audit(
+                &self,
+                tx: &mut Tx<'_>,
+                entries: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                for e in entries {
+                    sqlx::query(&self.sql.insert_audit)
+                        .bind(e.instance_id.to_string())
+                        .bind(e.id.to_string())
+                        .bind(serde_json::Value::Object(e.payload.clone()).to_string())
+                        .bind(e.created_at)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(backend)?;
+                }
+                Ok(())
+            }
+
+            async fn fetch_user(
+                &self,
+                sql: &str,
+                binds: &[Option<String>],
+            ) -> Result<Option<User>, StoreError> {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(b.clone());
+                }
+                q.fetch_optional(&self.read)
+                    .await
+                    .map_err(backend)?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl UserStore for $store {
+            async fn find_user_by_email(
+                &self,
+                instance_id: uuid::Uuid,
+                aud: &str,
+                key: &str,
+            ) -> Result<Option<User>, StoreError> {
+                self.fetch_user(
+                    &self.sql.user_by_email,
+                    &[
+                        Some(instance_id.to_string()),
+                        Some(aud.to_owned()),
+                        Some(key.to_owned()),
+                    ],
+                )
+                .await
+            }
+
+            async fn find_user_by_id(
+                &self,
+                instance_id: Option<uuid::Uuid>,
+                id: uuid::Uuid,
+            ) -> Result<Option<User>, StoreError> {
+                match instance_id {
+                    Some(i) => {
+                        self.fetch_user(
+                            &self.sql.user_by_id,
+                            &[Some(i.to_string()), Some(id.to_string())],
+                        )
+                        .await
+                    }
+                    None => {
+                        self.fetch_user(&self.sql.user_by_id_any, &[Some(id.to_string())])
+                            .await
+                    }
+                }
+            }
+
+            async fn find_user_by_token(
+                &self,
+                instance_id: Option<uuid::Uuid>,
+                column: TokenColumn,
+                digest: &str,
+            ) -> Result<Option<User>, StoreError> {
+                if digest.trim().is_empty() {
+                    return Ok(None);
+                }
+                let i = instance_id.map(|i| i.to_string());
+                self.fetch_user(
+                    self.sql.by_token(column),
+                    &[Some(digest.to_owned()), i.clone(), i],
+                )
+                .await
+            }
+
+            async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                sqlx::query(&self.sql.insert_user)
+                    .bind(u.instance_id.to_string())
+                    .bind(u.id.to_string())
+                    .bind(&u.aud)
+                    .bind(&u.role)
+                    .bind(&u.email)
+                    .bind(email_key(&u.email))
+                    .bind(&u.encrypted_password)
+                    .bind(u.confirmed_at)
+                    .bind(u.invited_at)
+                    .bind(&u.confirmation_token)
+                    .bind(u.confirmation_sent_at)
+                    .bind(&u.recovery_token)
+                    .bind(u.recovery_sent_at)
+                    .bind(&u.email_change_token)
+                    .bind(&u.email_change)
+                    .bind(u.email_change_sent_at)
+                    .bind(u.last_sign_in_at)
+                    .bind(metadata_json(&u.app_metadata))
+                    .bind(metadata_json(&u.user_metadata))
+                    .bind(u.is_super_admin)
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at)
+                    .await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn update_user(
+                &self,
+                u: &User,
+                guard: &Guard,
+                effects: &Effects,
+            ) -> Result<(), StoreError> {
+                let mut sql = self.sql.update_user.clone();
+                if let Guard::Token(c, _) = guard {
+                    sql.push_str(guard_clause(*c));
+                }
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let mut q = sqlx::query(&sql)
+                    .bind(u.instance_id.to_string())
+                    .bind(&u.aud)
+                    .bind(&u.role)
+                    .bind(&u.email)
+                    .bind(email_key(&u.email))
+                    .bind(&u.encrypted_password)
+                    .bind(u.confirmed_at)
+                    .bind(u.invited_at)
+                    .bind(&u.confirmation_token)
+                    .bind(u.confirmation_sent_at)
+                    .bind(&u.recovery_token)
+                    .bind(u.recovery_sent_at)
+                    .bind(&u.email_change_token)
+                    .bind(&u.email_change)
+                    .bind(u.email_change_sent_at)
+                    .bind(u.last_sign_in_at)
+                    .bind(metadata_json(&u.app_metadata))
+                    .bind(metadata_json(&u.user_metadata))
+                    .bind(u.is_super_admin)
+                    .bind(u.updated_at)
+                    .bind(u.id.to_string());
+                if let Guard::Token(_, digest) = guard {
+                    q = q.bind(digest);
+                }
+                let done = q.execute(&mut *tx).await.map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at)
+                    .await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn delete_user(
+                &self,
+                u: &User,
+                guard: &Guard,
+                effects: &Effects,
+            ) -> Result<(), StoreError> {
+                let mut sql = self.sql.delete_user.clone();
+                if let Guard::Token(c, _) = guard {
+                    sql.push_str(guard_clause(*c));
+                }
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let mut q = sqlx::query(&sql).bind(u.id.to_string());
+                if let Guard::Token(_, digest) = guard {
+                    q = q.bind(digest);
+                }
+                if q.execute(&mut *tx).await.map_err(backend)?.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                sqlx::query(&self.sql.delete_user_refresh)
+                    .bind(u.instance_id.to_string())
+                    .bind(u.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                self.insert_audit(&mut tx, &effects.audit).await?;
+                tx.commit().await.map_err(backend)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TokenStore for $store {
+            async fn find_refresh_token(
+                &self,
+                digest: &str,
+            ) -> Result<Option<RefreshToken>, StoreError> {
+                let row = sqlx::query(&self.sql.refresh_by_token)
+                    .bind(digest)
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            async fn grant_refresh_token(
+                &self,
+                token: &NewRefreshToken,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                self.insert_refresh(&mut tx, token).await?;
+                self.insert_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old: &RefreshToken,
+                new: &NewRefreshToken,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let done = sqlx::query(&self.sql.revoke_refresh)
+                    .bind(new.created_at)
+                    .bind(old.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                self.insert_refresh(&mut tx, new).await?;
+                self.insert_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn revoke_user_tokens(
+                &self,
+                instance_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                sqlx::query(&self.sql.delete_user_refresh)
+                    .bind(instance_id.to_string())
+                    .bind(user_id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                self.insert_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend)
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;

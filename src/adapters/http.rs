@@ -1,0 +1,91 @@
+//! The HTTP front: axum router, extractors, error mapping and middleware. Handlers call
+//! use cases of [`crate::app::Service`]; nothing here touches SQL.
+
+pub mod error;
+mod handlers;
+pub mod json;
+pub mod middleware;
+pub mod ratelimit;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use uuid::Uuid;
+
+use crate::app::config::InstanceConfig;
+use crate::app::Service;
+
+/// What every handler shares.
+pub struct HttpState {
+    /// Use cases.
+    pub service: Service,
+    /// Tenant (single-instance mode: the nil UUID).
+    pub instance_id: Uuid,
+    /// The tenant's configuration.
+    pub config: Arc<InstanceConfig>,
+    /// Header whose value becomes the request id (`""`: generate).
+    pub request_id_header: String,
+    /// Per-request time limit.
+    pub request_timeout: Duration,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+    /// Upstream's `/token` limiter, when `RATE_LIMIT_HEADER` is set.
+    pub token_limiter: Option<ratelimit::HeaderLimiter>,
+    /// Cookie name.
+    pub cookie_key: String,
+    /// Whether cookies carry `Secure` (off only for a plain-http `SITE_URL`).
+    pub cookie_secure: bool,
+    /// Allowed CORS origins (empty: any).
+    pub cors_origins: Vec<String>,
+    /// Build version for `/health`.
+    pub version: String,
+}
+
+impl HttpState {
+    /// Whether CORS answers this origin.
+    #[must_use]
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        !origin.is_empty()
+            && (self.cors_origins.is_empty()
+                || self
+                    .cors_origins
+                    .iter()
+                    .any(|o| o == "*" || o.eq_ignore_ascii_case(origin)))
+    }
+}
+
+/// Builds the router.
+pub fn router(state: Arc<HttpState>) -> Router {
+    let body_limit = state.max_body_bytes;
+    Router::new()
+        .route("/health", get(handlers::get_health))
+        .route("/settings", get(handlers::get_settings))
+        .route("/signup", post(handlers::post_signup))
+        .route("/token", post(handlers::post_token))
+        .route("/verify", post(handlers::post_verify))
+        .route("/recover", post(handlers::post_recover))
+        .route("/logout", post(handlers::post_logout))
+        .route("/user", get(handlers::get_user).put(handlers::put_user))
+        .route("/user/", get(handlers::get_user).put(handlers::put_user))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::cors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            middleware::request_context,
+        ))
+        .with_state(state)
+}

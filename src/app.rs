@@ -1,0 +1,21 @@
+//! Use cases, configuration and wiring.
+//!
+//! Each use case is one file holding methods of [`Service`]; only `wiring.rs` knows the
+//! concrete adapters.
+
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod links;
+pub mod logout;
+pub mod recover;
+pub mod service;
+pub mod signup;
+pub mod telemetry;
+pub mod token;
+pub mod user;
+pub mod verify;
+pub mod wiring;
+
+pub use error::AuthError;
+pub use service::Service;

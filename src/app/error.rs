@@ -1,0 +1,128 @@
+//! What a use case can answer besides success. The HTTP adapter maps each variant to
+//! upstream's status and message.
+
+use crate::domain::email::EmailError;
+use crate::ports::BoxError;
+
+/// A use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// `GOTRUE_EXTERNAL_EMAIL_DISABLED` is on.
+    #[error("Unsupported email provider")]
+    EmailProviderDisabled,
+    /// `GOTRUE_DISABLE_SIGNUP` is on.
+    #[error("Signups not allowed for this instance")]
+    SignupDisabled,
+    /// Signup without a password.
+    #[error("Signup requires a valid password")]
+    PasswordRequired,
+    /// The new password breaks the policy.
+    #[error("{0}")]
+    WeakPassword(String),
+    /// The email is missing or malformed.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// Signup of a confirmed address.
+    #[error("A user with this email address has already been registered")]
+    AlreadyRegistered,
+    /// Invite, admin create or email change to a taken address.
+    #[error("Email address already registered by another user")]
+    EmailTaken,
+    /// Password grant failed.
+    #[error("No user found with that email, or password invalid.")]
+    BadCredentials,
+    /// Password grant of an unconfirmed user.
+    #[error("Email not confirmed")]
+    EmailNotConfirmed,
+    /// `grant_type` missing or unknown.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// Refresh grant without a token.
+    #[error("refresh_token required")]
+    RefreshTokenRequired,
+    /// Unknown, revoked or foreign refresh token; `clear_cookie` when it was revoked.
+    #[error("Invalid Refresh Token")]
+    InvalidRefreshToken {
+        /// Whether the `nf_jwt` cookie is cleared too.
+        clear_cookie: bool,
+    },
+    /// Refresh token past its lifetime.
+    #[error("Refresh token expired")]
+    RefreshTokenExpired,
+    /// `/verify` without a token.
+    #[error("Verify requires a token")]
+    VerifyTokenRequired,
+    /// `/verify` with an unknown type.
+    #[error("Verify requires a verification type")]
+    VerifyTypeRequired,
+    /// No user for the token or id.
+    #[error("User not found")]
+    UserNotFound,
+    /// Confirmation or invite token past its age.
+    #[error("Confirmation token expired")]
+    ConfirmationTokenExpired,
+    /// Recovery token past its age.
+    #[error("Recovery token expired")]
+    RecoveryTokenExpired,
+    /// Accepting an invite needs a password.
+    #[error("Invited users must specify a password")]
+    InvitePasswordRequired,
+    /// `/recover` without an email.
+    #[error("Password recovery requires an email")]
+    RecoverEmailRequired,
+    /// A recovery mail went out less than `SMTP_MAX_FREQUENCY` ago.
+    #[error("Rate limit exceeded, try again later")]
+    RecoverRateLimited,
+    /// The access token's `sub` is not a user id.
+    #[error("Could not read User ID claim")]
+    BadUserIdClaim,
+    /// `X-JWT-AUD` disagrees with the token.
+    #[error("Token audience doesn't match request audience")]
+    AudienceMismatch,
+    /// A non-admin tried to set `app_metadata`.
+    #[error("Updating app_metadata requires admin privileges")]
+    AppMetadataRequiresAdmin,
+    /// Email-change token past its age.
+    #[error("Email change token expired")]
+    EmailChangeTokenExpired,
+    /// Email-change token wrong or nothing pending.
+    #[error("Email Change Token didn't match token on file")]
+    EmailChangeTokenMismatch,
+    /// Logout by a token whose user cannot be resolved.
+    #[error("Invalid user")]
+    InvalidUser,
+    /// Something failed inside; `msg` is upstream's message for it.
+    #[error("{msg}")]
+    Internal {
+        /// The public message (upstream's wording).
+        msg: &'static str,
+        /// The cause, logged but never shown.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl AuthError {
+    /// An internal failure with upstream's public message.
+    pub fn internal(msg: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            msg,
+            source: source.into(),
+        }
+    }
+}
+
+/// Maps any error into [`AuthError::Internal`] with a message.
+pub trait Context<T> {
+    /// Wraps the error with upstream's public message.
+    ///
+    /// # Errors
+    /// Always the wrapped error when `self` is `Err`.
+    fn context(self, msg: &'static str) -> Result<T, AuthError>;
+}
+
+impl<T, E: Into<BoxError>> Context<T> for Result<T, E> {
+    fn context(self, msg: &'static str) -> Result<T, AuthError> {
+        self.map_err(|e| AuthError::internal(msg, e))
+    }
+}

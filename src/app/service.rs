@@ -1,0 +1,262 @@
+//! The application service: the ports it needs and the per-request context.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::config::InstanceConfig;
+use super::error::{AuthError, Context as _};
+use super::{jwt, links};
+use crate::domain::email::Email;
+use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYTES};
+use crate::domain::token::NewToken;
+use crate::domain::user::User;
+use crate::ports::clock::Clock;
+use crate::ports::hasher::PasswordHasher;
+use crate::ports::mail::{Mail, MailError, MailKind, Mailer};
+use crate::ports::tokens::{NewRefreshToken, TokenStore};
+use crate::ports::users::UserStore;
+
+/// The ports a [`Service`] is built from.
+#[derive(Clone)]
+pub struct Ports {
+    /// Users.
+    pub users: Arc<dyn UserStore>,
+    /// Refresh tokens.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) hasher: Arc<dyn PasswordHasher>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// What a request brings to a use case: its tenant, configuration and audience.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// Tenant.
+    pub instance_id: Uuid,
+    /// The tenant's configuration.
+    pub config: Arc<InstanceConfig>,
+    /// `X-JWT-AUD` when given and non-empty.
+    pub aud_header: Option<String>,
+    /// The request's `Referer`, for mail links.
+    pub referrer: Option<String>,
+}
+
+impl Ctx {
+    /// The request's audience (API.md 3.7) given the verified token's `aud`, if any.
+    #[must_use]
+    pub fn aud(&self, token_aud: Option<&str>) -> String {
+        self.aud_header
+            .clone()
+            .or_else(|| token_aud.filter(|a| !a.is_empty()).map(str::to_owned))
+            .unwrap_or_else(|| self.config.jwt.aud.clone())
+    }
+
+    /// The HS256 key.
+    #[must_use]
+    pub fn jwt_secret(&self) -> &[u8] {
+        self.config
+            .jwt
+            .secret
+            .as_ref()
+            .map_or(&[][..], |s| s.expose_secret().as_bytes())
+    }
+
+    /// Fails when the email provider is disabled (API.md 3.10).
+    ///
+    /// # Errors
+    /// [`AuthError::EmailProviderDisabled`].
+    pub fn require_email_provider(&self) -> Result<(), AuthError> {
+        if self.config.external.email_disabled {
+            Err(AuthError::EmailProviderDisabled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Fails when signups are disabled.
+    ///
+    /// # Errors
+    /// [`AuthError::SignupDisabled`].
+    pub fn require_signup_enabled(&self) -> Result<(), AuthError> {
+        if self.config.disable_signup {
+            Err(AuthError::SignupDisabled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The password policy, tightened to bcrypt's limit when new hashes are bcrypt.
+    #[must_use]
+    pub fn password_policy(&self) -> PasswordPolicy {
+        let p = &self.config.password;
+        let max_bytes = match p.scheme {
+            super::config::HashScheme::Bcrypt => BCRYPT_MAX_BYTES,
+            super::config::HashScheme::Argon2id => MAX_PASSWORD_BYTES,
+        };
+        PasswordPolicy {
+            min_length: p.min_length,
+            max_bytes,
+        }
+    }
+
+    /// Parses an email address (RFC 5322, display names allowed as upstream does).
+    ///
+    /// # Errors
+    /// [`AuthError::Email`].
+    pub fn parse_email(&self, s: &str) -> Result<Email, AuthError> {
+        Ok(Email::parse(s)?)
+    }
+
+    /// Converts a configured duration.
+    #[must_use]
+    pub fn dur(d: std::time::Duration) -> chrono::Duration {
+        chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The body of a successful token grant (API.md 3.4).
+#[derive(Clone, Serialize)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Lifetime in seconds.
+    pub expires_in: i64,
+    /// The new refresh token.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new refresh token: what to store and what to hand out.
+pub(crate) struct Grant {
+    pub(crate) row: NewRefreshToken,
+    pub(crate) secret: String,
+}
+
+impl Service {
+    /// Builds the service from its ports.
+    #[must_use]
+    pub fn new(p: Ports) -> Self {
+        Self {
+            users: p.users,
+            tokens: p.tokens,
+            mailer: p.mailer,
+            hasher: p.hasher,
+            clock: p.clock,
+        }
+    }
+
+    /// The current time from the injected clock.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub(crate) fn new_grant(&self, user: &User, now: DateTime<Utc>) -> Grant {
+        let t = NewToken::generate();
+        Grant {
+            row: NewRefreshToken {
+                instance_id: user.instance_id,
+                user_id: user.id,
+                token: t.digest,
+                created_at: now,
+            },
+            secret: t.secret,
+        }
+    }
+
+    /// Signs the access token for `user` and packs it with the refresh token.
+    pub(crate) fn token_response(
+        &self,
+        ctx: &Ctx,
+        user: &User,
+        refresh_secret: String,
+        now: DateTime<Utc>,
+    ) -> Result<TokenResponse, AuthError> {
+        let exp_secs = i64::try_from(ctx.config.jwt.exp.as_secs()).unwrap_or(3600);
+        let access_token = jwt::sign(user, now.timestamp() + exp_secs, ctx.jwt_secret())
+            .context("error generating jwt token")?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in: exp_secs,
+            refresh_token: refresh_secret,
+        })
+    }
+
+    /// Hashes a password that already passed the policy.
+    pub(crate) async fn hash_password(
+        &self,
+        password: &SecretString,
+        msg: &'static str,
+    ) -> Result<String, AuthError> {
+        self.hasher.hash(password.clone()).await.context(msg)
+    }
+
+    /// Checks a new password against the policy.
+    pub(crate) fn check_password(ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
+        ctx.password_policy()
+            .check(password.expose_secret())
+            .map_err(|e| AuthError::WeakPassword(e.to_string()))
+    }
+
+    /// Sends one of the four mails with a link carrying `token`.
+    pub(crate) async fn send_mail(
+        &self,
+        ctx: &Ctx,
+        kind: MailKind,
+        user: &User,
+        to: &str,
+        token: &str,
+    ) -> Result<(), MailError> {
+        let fragment_key = match kind {
+            MailKind::Confirmation => "confirmation_token",
+            MailKind::Invite => "invite_token",
+            MailKind::Recovery => "recovery_token",
+            MailKind::EmailChange => "email_change_token",
+        };
+        let path = ctx.config.mailer.url_paths.get(kind);
+        let url = links::confirmation_url(
+            ctx.referrer.as_deref(),
+            &ctx.config.site_url,
+            path,
+            &format!("{fragment_key}={token}"),
+        );
+        let mail = Mail {
+            kind,
+            to: to.to_owned(),
+            site_url: ctx.config.site_url.clone(),
+            confirmation_url: url,
+            email: user.email.clone(),
+            new_email: user.email_change.clone(),
+            token: token.to_owned(),
+            data: user.user_metadata.clone().unwrap_or_default(),
+        };
+        self.mailer.send(&mail).await
+    }
+}

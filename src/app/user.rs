@@ -1,0 +1,170 @@
+//! `GET /user` and `PUT /user` (API.md 4.9-4.10).
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::{AuthError, Context as _};
+use super::service::{Ctx, Service};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::domain::token::{constant_time_eq, digest, NewToken};
+use crate::domain::user::User;
+use crate::ports::mail::MailKind;
+use crate::ports::users::{Effects, Guard, StoreError, TokenColumn};
+
+/// The caller, as the verified access token describes them.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// `sub`.
+    pub sub: String,
+    /// `aud` (`""` when absent).
+    pub aud: String,
+}
+
+/// `PUT /user` parameters; every field optional.
+#[derive(Debug, Default)]
+pub struct UserUpdateParams {
+    /// New address (starts an email change).
+    pub email: String,
+    /// New password.
+    pub password: SecretString,
+    /// Confirms a pending email change.
+    pub email_change_token: String,
+    /// Merged into `user_metadata`.
+    pub data: Option<Map<String, Value>>,
+    /// Merged into `app_metadata` (admins only).
+    pub app_metadata: Option<Map<String, Value>>,
+}
+
+impl Service {
+    async fn caller_user(&self, ctx: &Ctx, caller: &Caller) -> Result<User, AuthError> {
+        let id = Uuid::parse_str(&caller.sub).map_err(|_| AuthError::BadUserIdClaim)?;
+        if id.is_nil() {
+            return Err(AuthError::BadUserIdClaim);
+        }
+        self.users
+            .find_user_by_id(Some(ctx.instance_id), id)
+            .await
+            .context("Database error finding user")?
+            .ok_or(AuthError::UserNotFound)
+    }
+
+    /// The caller's account.
+    ///
+    /// # Errors
+    /// [`AuthError::BadUserIdClaim`], [`AuthError::AudienceMismatch`], [`AuthError::UserNotFound`].
+    pub async fn get_user(&self, ctx: &Ctx, caller: &Caller) -> Result<User, AuthError> {
+        Uuid::parse_str(&caller.sub).map_err(|_| AuthError::BadUserIdClaim)?;
+        if ctx.aud(Some(&caller.aud)) != caller.aud {
+            return Err(AuthError::AudienceMismatch);
+        }
+        self.caller_user(ctx, caller).await
+    }
+
+    /// Updates the caller's account.
+    ///
+    /// # Errors
+    /// The [`AuthError`] variants of API.md 4.10.
+    pub async fn update_user(
+        &self,
+        ctx: &Ctx,
+        caller: &Caller,
+        p: UserUpdateParams,
+    ) -> Result<User, AuthError> {
+        let mut user = self.caller_user(ctx, caller).await?;
+        let original = user.clone();
+        let now = self.now();
+        if !p.password.expose_secret().is_empty() {
+            Self::check_password(ctx, &p.password)?;
+            user.encrypted_password = self
+                .hash_password(&p.password, "Error during password storage")
+                .await?;
+        }
+        if let Some(data) = p.data {
+            user.merge_user_metadata(data);
+        }
+        if let Some(app) = p.app_metadata {
+            if !user.is_admin_for(&ctx.config.jwt.aud, &ctx.config.jwt.admin_group_name) {
+                return Err(AuthError::AppMetadataRequiresAdmin);
+            }
+            user.merge_app_metadata(app);
+        }
+        let mut change_mail = None;
+        if !p.email_change_token.is_empty() {
+            if user.email_change_token.is_empty() || user.email_change.is_empty() {
+                return Err(AuthError::EmailChangeTokenMismatch);
+            }
+            if User::token_expired(
+                user.email_change_sent_at,
+                Ctx::dur(ctx.config.mailer.confirmation_max_age),
+                now,
+                true,
+            ) {
+                return Err(AuthError::EmailChangeTokenExpired);
+            }
+            if !constant_time_eq(
+                digest(&p.email_change_token).as_bytes(),
+                user.email_change_token.as_bytes(),
+            ) {
+                return Err(AuthError::EmailChangeTokenMismatch);
+            }
+            user.email = std::mem::take(&mut user.email_change);
+            user.email_change_token.clear();
+        } else if !p.email.is_empty() && p.email != user.email {
+            let email = ctx.parse_email(&p.email)?;
+            let taken = self
+                .users
+                .find_user_by_email(ctx.instance_id, &user.aud, &email.key())
+                .await
+                .context("Database error checking email")?;
+            if taken.is_some_and(|t| t.id != user.id) {
+                return Err(AuthError::EmailTaken);
+            }
+            let token = NewToken::generate();
+            user.email_change = email.as_str().to_owned();
+            user.email_change_token.clone_from(&token.digest);
+            user.email_change_sent_at = Some(now);
+            change_mail = Some(token);
+        }
+        user.updated_at = now;
+        let audit = AuditEntry::new(
+            ctx.instance_id,
+            &Actor::user(&user),
+            AuditAction::UserModified,
+            None,
+            now,
+        );
+        match self
+            .users
+            .update_user(&user, &Guard::None, &Effects::audit(vec![audit]))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
+            Err(e) => return Err(AuthError::internal("Error updating user", e)),
+        }
+        if let Some(token) = change_mail {
+            if let Err(e) = self
+                .send_mail(
+                    ctx,
+                    MailKind::EmailChange,
+                    &user,
+                    &user.email_change,
+                    &token.secret,
+                )
+                .await
+            {
+                let guard = Guard::Token(TokenColumn::EmailChange, token.digest);
+                if let Err(undo) = self
+                    .users
+                    .update_user(&original, &guard, &Effects::default())
+                    .await
+                {
+                    tracing::error!(error = %undo, "could not restore user after failed email-change mail");
+                }
+                return Err(AuthError::internal("Error sending change email", e));
+            }
+        }
+        Ok(user)
+    }
+}

@@ -1,0 +1,291 @@
+//! The one place that names concrete adapters: opens the store, resolves start-up
+//! defaults, builds the service and the HTTP router, and serves.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use super::config::{Config, DbDriver};
+use super::service::{Ports, Service};
+use crate::adapters::clock::SystemClock;
+use crate::adapters::crypto::PooledHasher;
+use crate::adapters::db::migrate::Status;
+use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
+use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
+use crate::adapters::mail::LogMailer;
+use crate::ports::clock::Clock;
+use crate::ports::mail::Mailer;
+use crate::ports::tokens::TokenStore;
+use crate::ports::users::UserStore;
+
+/// The opened database.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// Embedded.
+    Sqlite(SqliteStore),
+    /// MySQL/MariaDB.
+    MySql(MySqlStore),
+}
+
+impl Store {
+    /// Opens the configured database.
+    ///
+    /// # Errors
+    /// Connection failures.
+    pub async fn open(config: &Config) -> Result<Self, String> {
+        let db = &config.db;
+        match db.driver {
+            DbDriver::Sqlite => Ok(Self::Sqlite(
+                SqliteStore::connect(&db.url, &db.namespace, db.max_connections).await?,
+            )),
+            DbDriver::Mysql => Ok(Self::MySql(
+                MySqlStore::connect(&db.url, &db.namespace, db.max_connections).await?,
+            )),
+        }
+    }
+
+    /// Applies pending migrations and data fix-ups.
+    ///
+    /// # Errors
+    /// The failing step.
+    pub async fn migrate(&self) -> Result<Vec<Status>, String> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::MySql(s) => s.migrate().await,
+        }
+    }
+
+    /// Migration status.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn status(&self) -> Result<Vec<Status>, String> {
+        match self {
+            Self::Sqlite(s) => s.status().await.map_err(|e| e.to_string()),
+            Self::MySql(s) => s.status().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    fn users(&self) -> Arc<dyn UserStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    fn tokens(&self) -> Arc<dyn TokenStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Closes the pools.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::MySql(s) => s.close().await,
+        }
+    }
+}
+
+/// Fills in what single-instance mode may leave unset: the JWT secret (SQLite only,
+/// generated once into a 0600 file beside the database) and `SITE_URL`.
+///
+/// # Errors
+/// A missing secret with MySQL, or an unreadable secret file.
+pub fn resolve_defaults(config: &mut Config) -> Result<(), String> {
+    if config.instance.jwt.secret.is_none() {
+        if config.db.driver != DbDriver::Sqlite {
+            return Err("GOTRUE_JWT_SECRET is required when the database is MySQL: every instance must sign tokens with the same secret".into());
+        }
+        let db_path = sqlite::file_path(&config.db.url);
+        let secret_path = db_path.with_file_name(format!(
+            "{}.jwt-secret",
+            db_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("gotrue.db")
+        ));
+        config.instance.jwt.secret = Some(load_or_create_secret(&secret_path)?);
+        tracing::warn!(path = %secret_path.display(), "GOTRUE_JWT_SECRET is not set; using a generated secret kept beside the database");
+    }
+    if config.instance.site_url.is_empty() {
+        let host = if config.api.host.is_empty() || config.api.host == "0.0.0.0" {
+            "localhost"
+        } else {
+            &config.api.host
+        };
+        config.instance.site_url = format!("http://{host}:{}", config.api.port);
+        tracing::warn!(site_url = %config.instance.site_url, "GOTRUE_SITE_URL is not set; mail links point at this server");
+    }
+    Ok(())
+}
+
+fn load_or_create_secret(path: &Path) -> Result<SecretString, String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().to_owned();
+        if s.len() >= 32 {
+            return Ok(SecretString::from(s));
+        }
+        return Err(format!(
+            "{} is too short to be a JWT secret",
+            path.display()
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(path, &secret).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Adapters a caller may substitute (tests).
+#[derive(Default, Clone)]
+pub struct Overrides {
+    /// Mailer instead of the configured one.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// Clock instead of the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// A ready server: its router and its store.
+pub struct Built {
+    /// The HTTP application.
+    pub router: axum::Router,
+    /// The database.
+    pub store: Store,
+    /// The configuration actually in force.
+    pub config: Config,
+}
+
+/// Opens the database (migrating when configured), builds the adapters and the router.
+///
+/// # Errors
+/// A message for the operator.
+pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, String> {
+    resolve_defaults(&mut config)?;
+    let store = Store::open(&config).await?;
+    if config.db.automigrate {
+        store.migrate().await?;
+    } else if store.status().await?.iter().any(|s| !s.applied) {
+        return Err("the database schema is not up to date: run `gotrue migrate` (or set GOTRUE_DB_AUTOMIGRATE=true)".into());
+    }
+    let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
+    let mailer: Arc<dyn Mailer> = match overrides.mailer {
+        Some(m) => m,
+        None => {
+            if config.instance.smtp.host.is_empty() {
+                tracing::warn!("no SMTP server configured (GOTRUE_SMTP_HOST): mails are not sent, their links are written to the log");
+            } else {
+                tracing::warn!("SMTP delivery is not available in this build yet; mails are written to the log");
+            }
+            Arc::new(LogMailer)
+        }
+    };
+    let service = Service::new(Ports {
+        users: store.users(),
+        tokens: store.tokens(),
+        mailer,
+        hasher: Arc::new(hasher),
+        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+    });
+    let state = HttpState {
+        service,
+        instance_id: crate::domain::SINGLE_INSTANCE_ID,
+        cookie_key: config.instance.cookie.key.clone(),
+        cookie_secure: !config.instance.site_url.starts_with("http://"),
+        config: Arc::new(config.instance.clone()),
+        request_id_header: config.api.request_id_header.clone(),
+        request_timeout: config.api.request_timeout,
+        max_body_bytes: config.api.max_body_bytes,
+        token_limiter: (!config.rate_limit_header.is_empty())
+            .then(|| HeaderLimiter::new(&config.rate_limit_header)),
+        cors_origins: Vec::new(),
+        version: crate::VERSION.to_owned(),
+    };
+    Ok(Built {
+        router: http::router(Arc::new(state)),
+        store,
+        config,
+    })
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to a minute).
+///
+/// # Errors
+/// Bind or server failures.
+pub async fn serve(built: Built) -> Result<(), String> {
+    let host = if built.config.api.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        built.config.api.host.as_str()
+    };
+    let addr = format!("{host}:{}", built.config.api.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("could not listen on {addr}: {e}"))?;
+    tracing::info!("GoTrue API started on: {addr}");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        built
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = tx.send(());
+    });
+    let drain = async {
+        let _ = rx.await;
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| e.to_string())?,
+        () = drain => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+    built.store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

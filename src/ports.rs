@@ -1,0 +1,10 @@
+//! The traits the application needs from the outside world, one file per concern.
+
+pub mod clock;
+pub mod hasher;
+pub mod mail;
+pub mod tokens;
+pub mod users;
+
+/// A boxed error from an adapter's backend (driver, network, ...).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

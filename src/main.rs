@@ -43,10 +43,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = load(&cli)?;
             telemetry::init(&config.logging)?;
             let store = wiring::Store::open(&config).await?;
-            print!(
-                "{}",
-                gotrue::adapters::db::migrate::render_status(&store.status().await?)
-            );
+            print!("{}", gotrue::adapters::db::migrate::render_status(&store.status().await?));
             let after = store.migrate().await?;
             print!("{}", gotrue::adapters::db::migrate::render_status(&after));
             store.close().await;
@@ -63,10 +60,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gotrue: could not start the runtime: {e}");

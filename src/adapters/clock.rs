@@ -9,10 +9,7 @@ use crate::ports::clock::Clock;
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the Clock adapter is where time is read"
-    )]
+    #[expect(clippy::disallowed_methods, reason = "the Clock adapter is where time is read")]
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

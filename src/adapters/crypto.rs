@@ -43,21 +43,10 @@ impl PooledHasher {
     /// # Errors
     /// [`HashError::Backend`] for argon2 parameters out of range or a thread that cannot start.
     pub fn new(cfg: &PasswordConfig) -> Result<Self, HashError> {
-        let params = Params::new(
-            cfg.argon2_memory_kib,
-            cfg.argon2_iterations,
-            cfg.argon2_parallelism,
-            Some(32),
-        )
-        .map_err(|e| HashError::Backend(format!("argon2 parameters: {e}")))?;
-        let dummy_bcrypt = bcrypt::hash("dummy password for timing", cfg.bcrypt_cost)
-            .map_err(|e| HashError::Backend(e.to_string()))?;
-        let settings = Arc::new(Settings {
-            scheme: cfg.scheme,
-            params,
-            bcrypt_cost: cfg.bcrypt_cost,
-            dummy_bcrypt,
-        });
+        let params = Params::new(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism, Some(32))
+            .map_err(|e| HashError::Backend(format!("argon2 parameters: {e}")))?;
+        let dummy_bcrypt = bcrypt::hash("dummy password for timing", cfg.bcrypt_cost).map_err(|e| HashError::Backend(e.to_string()))?;
+        let settings = Arc::new(Settings { scheme: cfg.scheme, params, bcrypt_cost: cfg.bcrypt_cost, dummy_bcrypt });
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..cfg.hash_threads.max(1) {
@@ -79,16 +68,10 @@ impl PooledHasher {
                 })
                 .map_err(|e| HashError::Backend(format!("starting hash thread: {e}")))?;
         }
-        Ok(Self {
-            jobs: Mutex::new(tx),
-            settings,
-        })
+        Ok(Self { jobs: Mutex::new(tx), settings })
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Vec<Block>, &Settings) -> T + Send + 'static,
-    ) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Vec<Block>, &Settings) -> T + Send + 'static) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
         let settings = Arc::clone(&self.settings);
         let job: Job = Box::new(move |scratch| {
@@ -99,18 +82,11 @@ impl PooledHasher {
             .map_err(|_| HashError::Backend("hash pool poisoned".into()))?
             .send(job)
             .map_err(|_| HashError::Backend("hash pool stopped".into()))?;
-        rx.await
-            .map_err(|_| HashError::Backend("hash worker failed".into()))
+        rx.await.map_err(|_| HashError::Backend("hash worker failed".into()))
     }
 }
 
-fn argon2_raw(
-    params: &Params,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-    scratch: &mut Vec<Block>,
-) -> Result<(), HashError> {
+fn argon2_raw(params: &Params, password: &[u8], salt: &[u8], out: &mut [u8], scratch: &mut Vec<Block>) -> Result<(), HashError> {
     let blocks = params.block_count();
     if scratch.len() != blocks {
         scratch.clear();
@@ -121,11 +97,7 @@ fn argon2_raw(
         .map_err(|e| HashError::Backend(e.to_string()))
 }
 
-fn argon2_hash(
-    params: &Params,
-    password: &[u8],
-    scratch: &mut Vec<Block>,
-) -> Result<String, HashError> {
+fn argon2_hash(params: &Params, password: &[u8], scratch: &mut Vec<Block>) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let mut out = vec![0u8; params.output_len().unwrap_or(32)];
@@ -140,50 +112,30 @@ fn argon2_hash(
     ))
 }
 
-fn argon2_verify(
-    wanted: &Params,
-    password: &[u8],
-    phc: &str,
-    scratch: &mut Vec<Block>,
-) -> Result<Verified, HashError> {
+fn argon2_verify(wanted: &Params, password: &[u8], phc: &str, scratch: &mut Vec<Block>) -> Result<Verified, HashError> {
     let parsed = PasswordHash::new(phc).map_err(|_| HashError::UnknownFormat)?;
     if parsed.algorithm.as_str() != "argon2id" {
         return Err(HashError::UnknownFormat);
     }
     let params = Params::try_from(&parsed).map_err(|_| HashError::UnknownFormat)?;
     let salt = parsed.salt.ok_or(HashError::UnknownFormat)?;
-    let salt = B64
-        .decode(salt.as_str())
-        .map_err(|_| HashError::UnknownFormat)?;
+    let salt = B64.decode(salt.as_str()).map_err(|_| HashError::UnknownFormat)?;
     let expected = parsed.hash.ok_or(HashError::UnknownFormat)?;
     let mut out = vec![0u8; expected.len()];
-    let params = Params::new(
-        params.m_cost(),
-        params.t_cost(),
-        params.p_cost(),
-        Some(expected.len()),
-    )
-    .map_err(|_| HashError::UnknownFormat)?;
+    let params =
+        Params::new(params.m_cost(), params.t_cost(), params.p_cost(), Some(expected.len())).map_err(|_| HashError::UnknownFormat)?;
     argon2_raw(&params, password, &salt, &mut out, scratch)?;
     let matches = constant_time_eq(&out, expected.as_bytes());
-    let weaker = params.m_cost() < wanted.m_cost()
-        || params.t_cost() < wanted.t_cost()
-        || params.p_cost() < wanted.p_cost();
-    Ok(Verified {
-        matches,
-        needs_rehash: weaker,
-    })
+    let weaker = params.m_cost() < wanted.m_cost() || params.t_cost() < wanted.t_cost() || params.p_cost() < wanted.p_cost();
+    Ok(Verified { matches, needs_rehash: weaker })
 }
 
 #[async_trait]
 impl PasswordHasher for PooledHasher {
     async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         self.run(move |scratch, s| match s.scheme {
-            HashScheme::Argon2id => {
-                argon2_hash(&s.params, password.expose_secret().as_bytes(), scratch)
-            }
-            HashScheme::Bcrypt => bcrypt::hash(password.expose_secret(), s.bcrypt_cost)
-                .map_err(|e| HashError::Backend(e.to_string())),
+            HashScheme::Argon2id => argon2_hash(&s.params, password.expose_secret().as_bytes(), scratch),
+            HashScheme::Bcrypt => bcrypt::hash(password.expose_secret(), s.bcrypt_cost).map_err(|e| HashError::Backend(e.to_string())),
         })
         .await?
     }
@@ -197,14 +149,8 @@ impl PasswordHasher for PooledHasher {
                 Ok(v)
             } else if hash.starts_with("$2") {
                 let matches = bcrypt::verify(pw, &hash).map_err(|_| HashError::UnknownFormat)?;
-                let cost_low = hash
-                    .get(4..6)
-                    .and_then(|c| c.parse::<u32>().ok())
-                    .is_some_and(|c| c < s.bcrypt_cost);
-                Ok(Verified {
-                    matches,
-                    needs_rehash: s.scheme == HashScheme::Argon2id || cost_low,
-                })
+                let cost_low = hash.get(4..6).and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c < s.bcrypt_cost);
+                Ok(Verified { matches, needs_rehash: s.scheme == HashScheme::Argon2id || cost_low })
             } else {
                 Err(HashError::UnknownFormat)
             }
@@ -217,13 +163,7 @@ impl PasswordHasher for PooledHasher {
             .run(move |scratch, s| match s.scheme {
                 HashScheme::Argon2id => {
                     let mut out = [0u8; 32];
-                    let _ = argon2_raw(
-                        &s.params,
-                        password.expose_secret().as_bytes(),
-                        b"gotrue-dummy-salt",
-                        &mut out,
-                        scratch,
-                    );
+                    let _ = argon2_raw(&s.params, password.expose_secret().as_bytes(), b"gotrue-dummy-salt", &mut out, scratch);
                 }
                 HashScheme::Bcrypt => {
                     let _ = bcrypt::verify(password.expose_secret(), &s.dummy_bcrypt);
@@ -259,19 +199,11 @@ mod tests {
         let h = PooledHasher::new(&cfg(HashScheme::Argon2id)).unwrap();
         let phc = h.hash(s("correct horse")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert_eq!(
-            h.verify(s("correct horse"), phc.clone()).await.unwrap(),
-            Verified {
-                matches: true,
-                needs_rehash: false
-            }
-        );
+        assert_eq!(h.verify(s("correct horse"), phc.clone()).await.unwrap(), Verified { matches: true, needs_rehash: false });
         assert!(!h.verify(s("wrong"), phc.clone()).await.unwrap().matches);
         // The reference implementation agrees with ours.
         let parsed = PasswordHash::new(&phc).unwrap();
-        assert!(Argon2::default()
-            .verify_password(b"correct horse", &parsed)
-            .is_ok());
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
     }
 
     #[tokio::test]
@@ -281,14 +213,8 @@ mod tests {
         let v = h.verify(s("test"), upstream.clone()).await.unwrap();
         assert!(v.matches && v.needs_rehash);
         assert!(!h.verify(s("nope"), upstream).await.unwrap().matches);
-        assert!(matches!(
-            h.verify(s("x"), String::new()).await,
-            Err(HashError::UnknownFormat)
-        ));
-        assert!(matches!(
-            h.verify(s("x"), "plain".into()).await,
-            Err(HashError::UnknownFormat)
-        ));
+        assert!(matches!(h.verify(s("x"), String::new()).await, Err(HashError::UnknownFormat)));
+        assert!(matches!(h.verify(s("x"), "plain".into()).await, Err(HashError::UnknownFormat)));
     }
 
     #[tokio::test]
@@ -297,13 +223,7 @@ mod tests {
         let b = PooledHasher::new(&cfg(HashScheme::Bcrypt)).unwrap();
         let hb = b.hash(s("pw")).await.unwrap();
         assert!(hb.starts_with("$2"));
-        assert_eq!(
-            b.verify(s("pw"), hb).await.unwrap(),
-            Verified {
-                matches: true,
-                needs_rehash: false
-            }
-        );
+        assert_eq!(b.verify(s("pw"), hb).await.unwrap(), Verified { matches: true, needs_rehash: false });
         let ha = a.hash(s("pw")).await.unwrap();
         assert!(b.verify(s("pw"), ha).await.unwrap().needs_rehash);
         b.verify_dummy(s("pw")).await;
@@ -317,12 +237,6 @@ mod tests {
         strong_cfg.argon2_memory_kib = 128;
         let strong = PooledHasher::new(&strong_cfg).unwrap();
         let h = weak.hash(s("pw")).await.unwrap();
-        assert_eq!(
-            strong.verify(s("pw"), h).await.unwrap(),
-            Verified {
-                matches: true,
-                needs_rehash: true
-            }
-        );
+        assert_eq!(strong.verify(s("pw"), h).await.unwrap(), Verified { matches: true, needs_rehash: true });
     }
 }

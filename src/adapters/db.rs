@@ -36,11 +36,7 @@ impl Tables {
     /// Names for a namespace (`""` for none).
     #[must_use]
     pub fn new(namespace: &str) -> Self {
-        let prefix = if namespace.is_empty() {
-            String::new()
-        } else {
-            format!("{namespace}_")
-        };
+        let prefix = if namespace.is_empty() { String::new() } else { format!("{namespace}_") };
         Self {
             users: format!("{prefix}users"),
             refresh_tokens: format!("{prefix}refresh_tokens"),
@@ -58,9 +54,7 @@ impl Tables {
 /// A message naming the problem.
 pub fn validate_namespace(ns: &str) -> Result<(), String> {
     if ns.len() > 32 || !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "GOTRUE_DB_NAMESPACE {ns:?} must be at most 32 letters, digits or underscores"
-        ));
+        return Err(format!("GOTRUE_DB_NAMESPACE {ns:?} must be at most 32 letters, digits or underscores"));
     }
     Ok(())
 }
@@ -73,18 +67,8 @@ mod tests {
     fn namespaced_table_names() {
         let t = Tables::new("test");
         assert_eq!(
-            [
-                t.audit.as_str(),
-                t.instances.as_str(),
-                t.refresh_tokens.as_str(),
-                t.users.as_str()
-            ],
-            [
-                "test_audit_log_entries",
-                "test_instances",
-                "test_refresh_tokens",
-                "test_users"
-            ]
+            [t.audit.as_str(), t.instances.as_str(), t.refresh_tokens.as_str(), t.users.as_str()],
+            ["test_audit_log_entries", "test_instances", "test_refresh_tokens", "test_users"]
         );
         assert_eq!(Tables::new("").users, "users");
         assert_eq!(Tables::new("").migrations, "schema_migration");

@@ -48,12 +48,7 @@ impl HttpState {
     /// Whether CORS answers this origin.
     #[must_use]
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        !origin.is_empty()
-            && (self.cors_origins.is_empty()
-                || self
-                    .cors_origins
-                    .iter()
-                    .any(|o| o == "*" || o.eq_ignore_ascii_case(origin)))
+        !origin.is_empty() && (self.cors_origins.is_empty() || self.cors_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)))
     }
 }
 
@@ -72,20 +67,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/user/", get(handlers::get_user).put(handlers::put_user))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            middleware::timeout,
-        ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            middleware::panic_response,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            middleware::cors,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            middleware::request_context,
-        ))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::timeout))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::cors))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::request_context))
         .with_state(state)
 }

@@ -54,10 +54,7 @@ impl Mailer for MemoryOutbox {
         if self.fail.lock().map(|f| *f).unwrap_or(false) {
             return Err(MailError("outbox set to fail".into()));
         }
-        self.mails
-            .lock()
-            .map_err(|_| MailError("outbox poisoned".into()))?
-            .push(mail.clone());
+        self.mails.lock().map_err(|_| MailError("outbox poisoned".into()))?.push(mail.clone());
         Ok(())
     }
 }

@@ -50,10 +50,7 @@ impl Env {
             p.exists().then_some(p)
         });
         if let Some(path) = path {
-            let err = |e: dotenvy::Error| ConfigError::File {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            };
+            let err = |e: dotenvy::Error| ConfigError::File { path: path.display().to_string(), reason: e.to_string() };
             for item in dotenvy::from_path_iter(&path).map_err(err)? {
                 let (k, v) = item.map_err(err)?;
                 vars.insert(k, v);
@@ -71,12 +68,7 @@ impl Env {
         K: Into<String>,
         V: Into<String>,
     {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// The value of `GOTRUE_<name>`, else of the first unprefixed fallback present.
@@ -85,79 +77,57 @@ impl Env {
         if let Some(v) = self.vars.get(&prefixed) {
             return Some((prefixed, v));
         }
-        fallbacks
-            .iter()
-            .find_map(|f| self.vars.get(*f).map(|v| ((*f).to_owned(), v.as_str())))
+        fallbacks.iter().find_map(|f| self.vars.get(*f).map(|v| ((*f).to_owned(), v.as_str())))
     }
 
     fn string(&self, name: &str, default: &str) -> String {
-        self.raw(name, &[])
-            .map_or_else(|| default.to_owned(), |(_, v)| v.to_owned())
+        self.raw(name, &[]).map_or_else(|| default.to_owned(), |(_, v)| v.to_owned())
     }
 
     fn string_or(&self, name: &str, fallbacks: &[&str], default: &str) -> String {
-        self.raw(name, fallbacks)
-            .map_or_else(|| default.to_owned(), |(_, v)| v.to_owned())
+        self.raw(name, fallbacks).map_or_else(|| default.to_owned(), |(_, v)| v.to_owned())
     }
 
     fn secret(&self, name: &str, fallbacks: &[&str]) -> Option<SecretString> {
-        self.raw(name, fallbacks)
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(_, v)| SecretString::from(v.to_owned()))
+        self.raw(name, fallbacks).filter(|(_, v)| !v.is_empty()).map(|(_, v)| SecretString::from(v.to_owned()))
     }
 
     fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.raw(name, &[]) {
             None => Ok(default),
-            Some((var, v)) => parse_bool(v).ok_or_else(|| {
-                invalid(
-                    &var,
-                    format!("{v:?} is not a boolean (true/false, 1/0, t/f)"),
-                )
-            }),
+            Some((var, v)) => parse_bool(v).ok_or_else(|| invalid(&var, format!("{v:?} is not a boolean (true/false, 1/0, t/f)"))),
         }
     }
 
     fn int(&self, name: &str, fallbacks: &[&str], default: i64) -> Result<i64, ConfigError> {
         match self.raw(name, fallbacks) {
             None => Ok(default),
-            Some((var, v)) => {
-                parse_int(v).ok_or_else(|| invalid(&var, format!("{v:?} is not an integer")))
-            }
+            Some((var, v)) => parse_int(v).ok_or_else(|| invalid(&var, format!("{v:?} is not an integer"))),
         }
     }
 
     fn duration(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.raw(name, &[]) {
             None => Ok(default),
-            Some((var, v)) => parse_duration(v).ok_or_else(|| {
-                invalid(
-                    &var,
-                    format!("{v:?} is not a duration (such as 900s, 15m, 1h30m, or bare seconds)"),
-                )
-            }),
+            Some((var, v)) => parse_duration(v)
+                .ok_or_else(|| invalid(&var, format!("{v:?} is not a duration (such as 900s, 15m, 1h30m, or bare seconds)"))),
         }
     }
 
     fn list(&self, name: &str) -> Vec<String> {
-        self.raw(name, &[])
-            .map_or_else(Vec::new, |(_, v)| parse_list(v))
+        self.raw(name, &[]).map_or_else(Vec::new, |(_, v)| parse_list(v))
     }
 
     fn map(&self, name: &str) -> Result<BTreeMap<String, String>, ConfigError> {
         match self.raw(name, &[]) {
             None => Ok(BTreeMap::new()),
-            Some((var, v)) => parse_map(v)
-                .ok_or_else(|| invalid(&var, format!("{v:?} is not a list of key:value pairs"))),
+            Some((var, v)) => parse_map(v).ok_or_else(|| invalid(&var, format!("{v:?} is not a list of key:value pairs"))),
         }
     }
 }
 
 fn invalid(var: &str, reason: String) -> ConfigError {
-    ConfigError::Invalid {
-        var: var.to_owned(),
-        reason,
-    }
+    ConfigError::Invalid { var: var.to_owned(), reason }
 }
 
 /// Go's `strconv.ParseBool`.
@@ -206,17 +176,13 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
     let mut rest = t.strip_prefix('+').unwrap_or(t);
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_end == 0 {
             return None;
         }
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -236,11 +202,7 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
 /// spaces, which only ever produced unusable values).
 #[must_use]
 pub fn parse_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// `k1:v1,k2:v2`.
@@ -411,12 +373,7 @@ impl PerMail {
                 v
             }
         };
-        Self {
-            invite: get("INVITE"),
-            confirmation: get("CONFIRMATION"),
-            recovery: get("RECOVERY"),
-            email_change: get("EMAIL_CHANGE"),
-        }
+        Self { invite: get("INVITE"), confirmation: get("CONFIRMATION"), recovery: get("RECOVERY"), email_change: get("EMAIL_CHANGE") }
     }
 
     /// The value for one mail kind.
@@ -571,16 +528,9 @@ pub struct Config {
     pub instance: InstanceConfig,
 }
 
-fn nonneg_secs(
-    env: &Env,
-    name: &str,
-    fallbacks: &[&str],
-    default: i64,
-) -> Result<Duration, ConfigError> {
+fn nonneg_secs(env: &Env, name: &str, fallbacks: &[&str], default: i64) -> Result<Duration, ConfigError> {
     let v = env.int(name, fallbacks, 0)?;
-    Ok(Duration::from_secs(
-        u64::try_from(if v <= 0 { default } else { v }).unwrap_or(0),
-    ))
+    Ok(Duration::from_secs(u64::try_from(if v <= 0 { default } else { v }).unwrap_or(0)))
 }
 
 fn nonzero_duration(env: &Env, name: &str, default: Duration) -> Result<Duration, ConfigError> {
@@ -590,22 +540,12 @@ fn nonzero_duration(env: &Env, name: &str, default: Duration) -> Result<Duration
 
 fn port(env: &Env, name: &str, fallbacks: &[&str], default: u16) -> Result<u16, ConfigError> {
     let v = env.int(name, fallbacks, i64::from(default))?;
-    u16::try_from(v).map_err(|_| {
-        invalid(
-            &format!("GOTRUE_{name}"),
-            format!("{v} is not a port number"),
-        )
-    })
+    u16::try_from(v).map_err(|_| invalid(&format!("GOTRUE_{name}"), format!("{v} is not a port number")))
 }
 
 fn positive_u32(env: &Env, name: &str, default: u32) -> Result<u32, ConfigError> {
     let v = env.int(name, &[], i64::from(default))?;
-    u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| {
-        invalid(
-            &format!("GOTRUE_{name}"),
-            format!("{v} must be a positive integer"),
-        )
-    })
+    u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| invalid(&format!("GOTRUE_{name}"), format!("{v} must be a positive integer")))
 }
 
 impl Config {
@@ -620,51 +560,27 @@ impl Config {
         let driver = match driver_name.to_ascii_lowercase().as_str() {
             "sqlite" | "sqlite3" => DbDriver::Sqlite,
             "mysql" | "mariadb" => DbDriver::Mysql,
-            "" if url.starts_with("sqlite:") || url.is_empty() || url.ends_with(".db") => {
-                DbDriver::Sqlite
-            }
+            "" if url.starts_with("sqlite:") || url.is_empty() || url.ends_with(".db") => DbDriver::Sqlite,
             "" => DbDriver::Mysql,
-            other => {
-                return Err(invalid(
-                    "GOTRUE_DB_DRIVER",
-                    format!("{other:?} is not supported (use sqlite or mysql)"),
-                ))
-            }
+            other => return Err(invalid("GOTRUE_DB_DRIVER", format!("{other:?} is not supported (use sqlite or mysql)"))),
         };
         let url = match (driver, url.is_empty()) {
             (DbDriver::Sqlite, true) => "gotrue.db".to_owned(),
-            (DbDriver::Mysql, true) => return Err(ConfigError::Missing(
-                "DATABASE_URL (or GOTRUE_DB_DATABASE_URL) is required with GOTRUE_DB_DRIVER=mysql"
-                    .into(),
-            )),
+            (DbDriver::Mysql, true) => {
+                return Err(ConfigError::Missing("DATABASE_URL (or GOTRUE_DB_DATABASE_URL) is required with GOTRUE_DB_DRIVER=mysql".into()))
+            }
             _ => url,
         };
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        let hash_threads = env.int(
-            "PASSWORD_HASH_THREADS",
-            &[],
-            i64::try_from(cores).unwrap_or(2),
-        )?;
-        let scheme = match env
-            .string("PASSWORD_HASHER", "argon2id")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let hash_threads = env.int("PASSWORD_HASH_THREADS", &[], i64::try_from(cores).unwrap_or(2))?;
+        let scheme = match env.string("PASSWORD_HASHER", "argon2id").to_ascii_lowercase().as_str() {
             "argon2id" | "argon2" | "" => HashScheme::Argon2id,
             "bcrypt" => HashScheme::Bcrypt,
-            other => {
-                return Err(invalid(
-                    "GOTRUE_PASSWORD_HASHER",
-                    format!("{other:?} is not argon2id or bcrypt"),
-                ))
-            }
+            other => return Err(invalid("GOTRUE_PASSWORD_HASHER", format!("{other:?} is not argon2id or bcrypt"))),
         };
         let bcrypt_cost = positive_u32(env, "PASSWORD_BCRYPT_COST", 10)?;
         if !(4..=31).contains(&bcrypt_cost) {
-            return Err(invalid(
-                "GOTRUE_PASSWORD_BCRYPT_COST",
-                format!("{bcrypt_cost} is outside 4..=31"),
-            ));
+            return Err(invalid("GOTRUE_PASSWORD_BCRYPT_COST", format!("{bcrypt_cost} is outside 4..=31")));
         }
         let mut providers = BTreeMap::new();
         for p in PROVIDERS {
@@ -686,38 +602,25 @@ impl Config {
         };
         let retries = env.int("WEBHOOK_RETRIES", &[], 0)?;
         let site_url = env.string("SITE_URL", "");
-        let level = env
-            .string_or("LOG_LEVEL", &["LOG_LEVEL"], "info")
-            .to_ascii_lowercase();
+        let level = env.string_or("LOG_LEVEL", &["LOG_LEVEL"], "info").to_ascii_lowercase();
         let level = match level.as_str() {
             "" => "info".to_owned(),
             "panic" | "fatal" | "error" => "error".to_owned(),
             "warn" | "warning" => "warn".to_owned(),
             "info" | "debug" | "trace" => level,
-            other => {
-                return Err(invalid(
-                    "GOTRUE_LOG_LEVEL",
-                    format!("{other:?} is not a log level"),
-                ))
-            }
+            other => return Err(invalid("GOTRUE_LOG_LEVEL", format!("{other:?} is not a log level"))),
         };
         Ok(Self {
             api: ApiConfig {
                 host: env.string("API_HOST", ""),
                 port: api_port,
                 endpoint: env.string("API_ENDPOINT", ""),
-                request_id_header: env.string_or(
-                    "API_REQUEST_ID_HEADER",
-                    &["REQUEST_ID_HEADER"],
-                    "",
-                ),
+                request_id_header: env.string_or("API_REQUEST_ID_HEADER", &["REQUEST_ID_HEADER"], ""),
                 export_secret: env.secret("API_EXPORT_SECRET", &[]),
                 max_body_bytes: usize::try_from(env.int("API_MAX_BODY_BYTES", &[], 1 << 20)?)
                     .ok()
                     .filter(|v| *v > 0)
-                    .ok_or_else(|| {
-                        invalid("GOTRUE_API_MAX_BODY_BYTES", "must be positive".into())
-                    })?,
+                    .ok_or_else(|| invalid("GOTRUE_API_MAX_BODY_BYTES", "must be positive".into()))?,
                 request_timeout: nonneg_secs(env, "API_REQUEST_TIMEOUT", &[], 30)?,
             },
             db: DbConfig {
@@ -727,11 +630,7 @@ impl Config {
                 automigrate: env.bool("DB_AUTOMIGRATE", driver == DbDriver::Sqlite)?,
                 max_connections: positive_u32(env, "DB_MAX_CONNECTIONS", 16)?,
             },
-            logging: LogConfig {
-                level,
-                file: env.string("LOG_FILE", ""),
-                fields: env.map("LOG_FIELDS")?,
-            },
+            logging: LogConfig { level, file: env.string("LOG_FILE", ""), fields: env.map("LOG_FIELDS")? },
             operator_token: env.secret("OPERATOR_TOKEN", &[]),
             multi_instance_mode: env.bool("MULTIINSTANCEMODE", false)?,
             tracing: TracingConfig {
@@ -765,19 +664,10 @@ impl Config {
                         }
                     },
                     default_group_name: env.string("JWT_DEFAULT_GROUP_NAME", "").trim().to_owned(),
-                    refresh_token_lifetime: nonneg_secs(
-                        env,
-                        "JWT_REFRESH_TOKEN_LIFETIME",
-                        &[],
-                        2_592_000,
-                    )?,
+                    refresh_token_lifetime: nonneg_secs(env, "JWT_REFRESH_TOKEN_LIFETIME", &[], 2_592_000)?,
                 },
                 smtp: SmtpConfig {
-                    max_frequency: nonzero_duration(
-                        env,
-                        "SMTP_MAX_FREQUENCY",
-                        Duration::from_secs(900),
-                    )?,
+                    max_frequency: nonzero_duration(env, "SMTP_MAX_FREQUENCY", Duration::from_secs(900))?,
                     host: env.string("SMTP_HOST", ""),
                     port: port(env, "SMTP_PORT", &[], 587)?,
                     user: env.string("SMTP_USER", ""),
@@ -789,39 +679,19 @@ impl Config {
                     subjects: PerMail::load(env, "SUBJECTS", ""),
                     templates: PerMail::load(env, "TEMPLATES", ""),
                     url_paths: PerMail::load(env, "URLPATHS", "/"),
-                    recovery_max_age: nonzero_duration(
-                        env,
-                        "MAILER_RECOVERY_MAX_AGE",
-                        Duration::from_secs(86_400),
-                    )?,
-                    confirmation_max_age: nonzero_duration(
-                        env,
-                        "MAILER_CONFIRMATION_MAX_AGE",
-                        Duration::from_secs(86_400),
-                    )?,
-                    invite_max_age: nonzero_duration(
-                        env,
-                        "MAILER_INVITE_MAX_AGE",
-                        Duration::from_secs(7 * 86_400),
-                    )?,
+                    recovery_max_age: nonzero_duration(env, "MAILER_RECOVERY_MAX_AGE", Duration::from_secs(86_400))?,
+                    confirmation_max_age: nonzero_duration(env, "MAILER_CONFIRMATION_MAX_AGE", Duration::from_secs(86_400))?,
+                    invite_max_age: nonzero_duration(env, "MAILER_INVITE_MAX_AGE", Duration::from_secs(7 * 86_400))?,
                 },
                 external: ExternalConfig {
                     providers,
                     email_disabled: env.bool("EXTERNAL_EMAIL_DISABLED", false)?,
                     saml: SamlConfig {
                         enabled: env.bool("EXTERNAL_SAML_ENABLED", false)?,
-                        metadata_url: env.string_or(
-                            "EXTERNAL_SAML_METADATA_URL",
-                            &["METADATA_URL"],
-                            "",
-                        ),
+                        metadata_url: env.string_or("EXTERNAL_SAML_METADATA_URL", &["METADATA_URL"], ""),
                         api_base: env.string_or("EXTERNAL_SAML_API_BASE", &["API_BASE"], ""),
                         name: env.string("EXTERNAL_SAML_NAME", ""),
-                        signing_cert: env.string_or(
-                            "EXTERNAL_SAML_SIGNING_CERT",
-                            &["SIGNING_CERT"],
-                            "",
-                        ),
+                        signing_cert: env.string_or("EXTERNAL_SAML_SIGNING_CERT", &["SIGNING_CERT"], ""),
                         signing_key: env.secret("EXTERNAL_SAML_SIGNING_KEY", &["SIGNING_KEY"]),
                     },
                     redirect_url: env.string("EXTERNAL_REDIRECTURL", ""),
@@ -830,10 +700,7 @@ impl Config {
                 webhook: WebhookConfig {
                     url: env.string("WEBHOOK_URL", ""),
                     retries: u32::try_from(if retries <= 0 { 3 } else { retries }).unwrap_or(3),
-                    timeout: Duration::from_secs(
-                        u64::try_from(if timeout_secs <= 0 { 5 } else { timeout_secs })
-                            .unwrap_or(5),
-                    ),
+                    timeout: Duration::from_secs(u64::try_from(if timeout_secs <= 0 { 5 } else { timeout_secs }).unwrap_or(5)),
                     secret: env.secret("WEBHOOK_SECRET", &[]),
                     events: env.list("WEBHOOK_EVENTS"),
                     allow_private: env.bool("WEBHOOK_ALLOW_PRIVATE", false)?,
@@ -862,12 +729,8 @@ impl Config {
                     argon2_iterations: positive_u32(env, "PASSWORD_ARGON2_ITERATIONS", 2)?,
                     argon2_parallelism: positive_u32(env, "PASSWORD_ARGON2_PARALLELISM", 1)?,
                     bcrypt_cost,
-                    hash_threads: usize::try_from(hash_threads)
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .unwrap_or(cores),
-                    min_length: usize::try_from(env.int("PASSWORD_MIN_LENGTH", &[], 1)?)
-                        .unwrap_or(1),
+                    hash_threads: usize::try_from(hash_threads).ok().filter(|n| *n > 0).unwrap_or(cores),
+                    min_length: usize::try_from(env.int("PASSWORD_MIN_LENGTH", &[], 1)?).unwrap_or(1),
                 },
             },
         })
@@ -895,10 +758,7 @@ mod tests {
         assert_eq!(parse_duration("ten"), None);
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_list("a, b,,"), vec!["a", "b"]);
-        assert_eq!(
-            parse_map("tag1:value1,tag2:value2").map(|m| m.len()),
-            Some(2)
-        );
+        assert_eq!(parse_map("tag1:value1,tag2:value2").map(|m| m.len()), Some(2));
         assert_eq!(parse_map("nocolon"), None);
     }
 
@@ -937,10 +797,7 @@ mod tests {
         assert_eq!(c.instance.webhook.timeout, Duration::from_secs(7));
         assert_eq!(c.logging.level, "debug");
         assert_eq!(c.api.request_id_header, "X-Request-ID");
-        assert_eq!(
-            c.tracing.tags.get("tag2").map(String::as_str),
-            Some("value2")
-        );
+        assert_eq!(c.tracing.tags.get("tag2").map(String::as_str), Some("value2"));
         let env = Env::from_pairs([
             ("GOTRUE_API_PORT", "1"),
             ("PORT", "2"),
@@ -971,10 +828,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_show_in_debug() {
-        let env = Env::from_pairs([
-            ("GOTRUE_JWT_SECRET", "supersecretvalue"),
-            ("GOTRUE_SMTP_PASS", "hunter2hunter2"),
-        ]);
+        let env = Env::from_pairs([("GOTRUE_JWT_SECRET", "supersecretvalue"), ("GOTRUE_SMTP_PASS", "hunter2hunter2")]);
         let c = Config::from_env(&env).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("supersecretvalue"));

@@ -105,10 +105,7 @@ pub enum AuthError {
 impl AuthError {
     /// An internal failure with upstream's public message.
     pub fn internal(msg: &'static str, source: impl Into<BoxError>) -> Self {
-        Self::Internal {
-            msg,
-            source: source.into(),
-        }
+        Self::Internal { msg, source: source.into() }
     }
 }
 

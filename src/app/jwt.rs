@@ -82,26 +82,19 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<VerifiedClaims, St
     v.required_spec_claims.clear();
     v.validate_aud = false;
     v.leeway = 0;
-    let data = jsonwebtoken::decode::<VerifiedClaims>(token, &DecodingKey::from_secret(secret), &v)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token is expired".to_owned(),
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => "signature is invalid".to_owned(),
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                "signing method is invalid".to_owned()
-            }
-            _ => e.to_string(),
-        })?;
+    let data = jsonwebtoken::decode::<VerifiedClaims>(token, &DecodingKey::from_secret(secret), &v).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token is expired".to_owned(),
+        jsonwebtoken::errors::ErrorKind::InvalidSignature => "signature is invalid".to_owned(),
+        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => "signing method is invalid".to_owned(),
+        _ => e.to_string(),
+    })?;
     let c = data.claims;
     if let Some(a) = &c.aud {
         if !a.is_string() {
             return Err("aud claim must be a string".into());
         }
     }
-    let future = |v: &Option<Value>| {
-        v.as_ref()
-            .and_then(Value::as_f64)
-            .is_some_and(|t| t > now as f64)
-    };
+    let future = |v: &Option<Value>| v.as_ref().and_then(Value::as_f64).is_some_and(|t| t > now as f64);
     if future(&c.iat) {
         return Err("Token used before issued".into());
     }
@@ -125,18 +118,13 @@ mod tests {
             "a@example.com",
             String::new(),
             None,
-            Utc::now(),
+            chrono::DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap(),
         )
     }
 
     fn part(token: &str, i: usize) -> Value {
         let p = token.split('.').nth(i).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .unwrap(),
-        )
-        .unwrap()
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
     }
 
     #[test]
@@ -162,12 +150,9 @@ mod tests {
         )
         .unwrap();
         assert!(verify(&arr, b"secret", 1).is_err());
-        let hs512 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &serde_json::json!({"sub": "x"}),
-            &EncodingKey::from_secret(b"secret"),
-        )
-        .unwrap();
+        let hs512 =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS512), &serde_json::json!({"sub": "x"}), &EncodingKey::from_secret(b"secret"))
+                .unwrap();
         assert!(verify(&hs512, b"secret", 1).is_err());
         let future = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

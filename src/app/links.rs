@@ -8,34 +8,17 @@ use url::Url;
 /// `referrer` is used only when the path setting is empty and the referrer's host equals the
 /// site's host.
 #[must_use]
-pub fn confirmation_url(
-    referrer: Option<&str>,
-    site_url: &str,
-    path: &str,
-    fragment: &str,
-) -> String {
+pub fn confirmation_url(referrer: Option<&str>, site_url: &str, path: &str, fragment: &str) -> String {
     let Ok(site) = Url::parse(site_url) else {
-        return format!(
-            "{site_url}{path}{}",
-            if fragment.is_empty() {
-                String::new()
-            } else {
-                format!("#{fragment}")
-            }
-        );
+        return format!("{site_url}{path}{}", if fragment.is_empty() { String::new() } else { format!("#{fragment}") });
     };
-    let referrer = referrer
-        .and_then(|r| Url::parse(r).ok())
-        .filter(|r| r.host_str() == site.host_str());
+    let referrer = referrer.and_then(|r| Url::parse(r).ok()).filter(|r| r.host_str() == site.host_str());
     let base = match (&referrer, path.is_empty()) {
         (Some(r), true) => r.clone(),
         _ => site.clone(),
     };
     let (mut out, bare_site) = if path.is_empty() {
-        (
-            base.clone(),
-            referrer.is_none() && site_url_has_no_path(site_url),
-        )
+        (base.clone(), referrer.is_none() && site_url_has_no_path(site_url))
     } else {
         (base.join(path).unwrap_or(base), false)
     };
@@ -53,9 +36,7 @@ pub fn confirmation_url(
 }
 
 fn site_url_has_no_path(site_url: &str) -> bool {
-    site_url
-        .split_once("://")
-        .is_some_and(|(_, rest)| !rest.contains('/'))
+    site_url.split_once("://").is_some_and(|(_, rest)| !rest.contains('/'))
 }
 
 #[cfg(test)]
@@ -64,75 +45,27 @@ mod tests {
 
     #[test]
     fn upstream_cases() {
+        assert_eq!(u(None, "https://test.example.com", "/templates/confirm.html", ""), "https://test.example.com/templates/confirm.html");
         assert_eq!(
-            u(
-                None,
-                "https://test.example.com",
-                "/templates/confirm.html",
-                ""
-            ),
+            u(None, "https://test.example.com/removedpath", "/templates/confirm.html", ""),
             "https://test.example.com/templates/confirm.html"
         );
+        assert_eq!(u(None, "https://test.example.com/", "/trailingslash/", ""), "https://test.example.com/trailingslash/");
+        assert_eq!(u(None, "https://test.example.com", "f", "fragment"), "https://test.example.com/f#fragment");
         assert_eq!(
-            u(
-                None,
-                "https://test.example.com/removedpath",
-                "/templates/confirm.html",
-                ""
-            ),
-            "https://test.example.com/templates/confirm.html"
-        );
-        assert_eq!(
-            u(None, "https://test.example.com/", "/trailingslash/", ""),
-            "https://test.example.com/trailingslash/"
-        );
-        assert_eq!(
-            u(None, "https://test.example.com", "f", "fragment"),
-            "https://test.example.com/f#fragment"
-        );
-        assert_eq!(
-            u(
-                Some("https://test.example.com/admin"),
-                "https://test.example.com",
-                "",
-                "fragment"
-            ),
+            u(Some("https://test.example.com/admin"), "https://test.example.com", "", "fragment"),
             "https://test.example.com/admin#fragment"
         );
         assert_eq!(
-            u(
-                Some("https://test.example.com/admin"),
-                "https://test.example.com",
-                "f",
-                "fragment"
-            ),
+            u(Some("https://test.example.com/admin"), "https://test.example.com", "f", "fragment"),
             "https://test.example.com/f#fragment"
         );
-        assert_eq!(
-            u(None, "https://test.example.com", "", "fragment"),
-            "https://test.example.com#fragment"
-        );
+        assert_eq!(u(None, "https://test.example.com", "", "fragment"), "https://test.example.com#fragment");
     }
 
     #[test]
     fn default_path_and_foreign_referrer() {
-        assert_eq!(
-            u(
-                None,
-                "https://site.example/app",
-                "/",
-                "confirmation_token=abc"
-            ),
-            "https://site.example/#confirmation_token=abc"
-        );
-        assert_eq!(
-            u(
-                Some("https://evil.example/x"),
-                "https://site.example",
-                "",
-                "t=1"
-            ),
-            "https://site.example#t=1"
-        );
+        assert_eq!(u(None, "https://site.example/app", "/", "confirmation_token=abc"), "https://site.example/#confirmation_token=abc");
+        assert_eq!(u(Some("https://evil.example/x"), "https://site.example", "", "t=1"), "https://site.example#t=1");
     }
 }

@@ -20,20 +20,13 @@ impl Service {
             return Err(AuthError::RecoverEmailRequired);
         }
         let aud = ctx.aud(None);
-        let Some(mut user) = self
-            .users
-            .find_user_by_email(ctx.instance_id, &aud, &normalise(email))
-            .await
-            .context("Database error finding user")?
+        let Some(mut user) =
+            self.users.find_user_by_email(ctx.instance_id, &aud, &normalise(email)).await.context("Database error finding user")?
         else {
             return Ok(());
         };
         let now = self.now();
-        if User::sent_within(
-            user.recovery_sent_at,
-            Ctx::dur(ctx.config.smtp.max_frequency),
-            now,
-        ) {
+        if User::sent_within(user.recovery_sent_at, Ctx::dur(ctx.config.smtp.max_frequency), now) {
             return Err(AuthError::RecoverRateLimited);
         }
         let previous = (user.recovery_token.clone(), user.recovery_sent_at);
@@ -41,28 +34,12 @@ impl Service {
         user.recovery_token.clone_from(&token.digest);
         user.recovery_sent_at = Some(now);
         user.updated_at = now;
-        let audit = AuditEntry::new(
-            ctx.instance_id,
-            &Actor::user(&user),
-            AuditAction::UserRecoveryRequested,
-            None,
-            now,
-        );
-        self.users
-            .update_user(&user, &Guard::None, &Effects::audit(vec![audit]))
-            .await
-            .context("Error recovering user")?;
-        if let Err(e) = self
-            .send_mail(ctx, MailKind::Recovery, &user, &user.email, &token.secret)
-            .await
-        {
+        let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserRecoveryRequested, None, now);
+        self.users.update_user(&user, &Guard::None, &Effects::audit(vec![audit])).await.context("Error recovering user")?;
+        if let Err(e) = self.send_mail(ctx, MailKind::Recovery, &user, &user.email, &token.secret).await {
             (user.recovery_token, user.recovery_sent_at) = previous;
             let guard = Guard::Token(TokenColumn::Recovery, token.digest);
-            if let Err(undo) = self
-                .users
-                .update_user(&user, &guard, &Effects::default())
-                .await
-            {
+            if let Err(undo) = self.users.update_user(&user, &guard, &Effects::default()).await {
                 tracing::error!(error = %undo, "could not restore recovery token after failed mail");
             }
             return Err(AuthError::internal("Error recovering user", e));

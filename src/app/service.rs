@@ -71,11 +71,7 @@ impl Ctx {
     /// The HS256 key.
     #[must_use]
     pub fn jwt_secret(&self) -> &[u8] {
-        self.config
-            .jwt
-            .secret
-            .as_ref()
-            .map_or(&[][..], |s| s.expose_secret().as_bytes())
+        self.config.jwt.secret.as_ref().map_or(&[][..], |s| s.expose_secret().as_bytes())
     }
 
     /// Fails when the email provider is disabled (API.md 3.10).
@@ -110,10 +106,7 @@ impl Ctx {
             super::config::HashScheme::Bcrypt => BCRYPT_MAX_BYTES,
             super::config::HashScheme::Argon2id => MAX_PASSWORD_BYTES,
         };
-        PasswordPolicy {
-            min_length: p.min_length,
-            max_bytes,
-        }
+        PasswordPolicy { min_length: p.min_length, max_bytes }
     }
 
     /// Parses an email address (RFC 5322, display names allowed as upstream does).
@@ -146,9 +139,7 @@ pub struct TokenResponse {
 
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenResponse").field("expires_in", &self.expires_in).finish_non_exhaustive()
     }
 }
 
@@ -162,13 +153,7 @@ impl Service {
     /// Builds the service from its ports.
     #[must_use]
     pub fn new(p: Ports) -> Self {
-        Self {
-            users: p.users,
-            tokens: p.tokens,
-            mailer: p.mailer,
-            hasher: p.hasher,
-            clock: p.clock,
-        }
+        Self { users: p.users, tokens: p.tokens, mailer: p.mailer, hasher: p.hasher, clock: p.clock }
     }
 
     /// The current time from the injected clock.
@@ -180,12 +165,7 @@ impl Service {
     pub(crate) fn new_grant(&self, user: &User, now: DateTime<Utc>) -> Grant {
         let t = NewToken::generate();
         Grant {
-            row: NewRefreshToken {
-                instance_id: user.instance_id,
-                user_id: user.id,
-                token: t.digest,
-                created_at: now,
-            },
+            row: NewRefreshToken { instance_id: user.instance_id, user_id: user.id, token: t.digest, created_at: now },
             secret: t.secret,
         }
     }
@@ -199,41 +179,22 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<TokenResponse, AuthError> {
         let exp_secs = i64::try_from(ctx.config.jwt.exp.as_secs()).unwrap_or(3600);
-        let access_token = jwt::sign(user, now.timestamp() + exp_secs, ctx.jwt_secret())
-            .context("error generating jwt token")?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "bearer",
-            expires_in: exp_secs,
-            refresh_token: refresh_secret,
-        })
+        let access_token = jwt::sign(user, now.timestamp() + exp_secs, ctx.jwt_secret()).context("error generating jwt token")?;
+        Ok(TokenResponse { access_token, token_type: "bearer", expires_in: exp_secs, refresh_token: refresh_secret })
     }
 
     /// Hashes a password that already passed the policy.
-    pub(crate) async fn hash_password(
-        &self,
-        password: &SecretString,
-        msg: &'static str,
-    ) -> Result<String, AuthError> {
+    pub(crate) async fn hash_password(&self, password: &SecretString, msg: &'static str) -> Result<String, AuthError> {
         self.hasher.hash(password.clone()).await.context(msg)
     }
 
     /// Checks a new password against the policy.
     pub(crate) fn check_password(ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
-        ctx.password_policy()
-            .check(password.expose_secret())
-            .map_err(|e| AuthError::WeakPassword(e.to_string()))
+        ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))
     }
 
     /// Sends one of the four mails with a link carrying `token`.
-    pub(crate) async fn send_mail(
-        &self,
-        ctx: &Ctx,
-        kind: MailKind,
-        user: &User,
-        to: &str,
-        token: &str,
-    ) -> Result<(), MailError> {
+    pub(crate) async fn send_mail(&self, ctx: &Ctx, kind: MailKind, user: &User, to: &str, token: &str) -> Result<(), MailError> {
         let fragment_key = match kind {
             MailKind::Confirmation => "confirmation_token",
             MailKind::Invite => "invite_token",
@@ -241,12 +202,7 @@ impl Service {
             MailKind::EmailChange => "email_change_token",
         };
         let path = ctx.config.mailer.url_paths.get(kind);
-        let url = links::confirmation_url(
-            ctx.referrer.as_deref(),
-            &ctx.config.site_url,
-            path,
-            &format!("{fragment_key}={token}"),
-        );
+        let url = links::confirmation_url(ctx.referrer.as_deref(), &ctx.config.site_url, path, &format!("{fragment_key}={token}"));
         let mail = Mail {
             kind,
             to: to.to_owned(),

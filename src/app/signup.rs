@@ -36,11 +36,7 @@ impl Service {
         let email = ctx.parse_email(&p.email)?;
         Self::check_password(ctx, &p.password)?;
         let aud = ctx.aud(None);
-        let existing = self
-            .users
-            .find_user_by_email(ctx.instance_id, &aud, &email.key())
-            .await
-            .context("Database error finding user")?;
+        let existing = self.users.find_user_by_email(ctx.instance_id, &aud, &email.key()).await.context("Database error finding user")?;
         match existing {
             Some(u) if u.is_confirmed() => {
                 // Spend the hashing time a new signup would, so timing does not tell.
@@ -52,33 +48,15 @@ impl Service {
         }
     }
 
-    async fn signup_new(
-        &self,
-        ctx: &Ctx,
-        aud: &str,
-        email: &str,
-        p: SignupParams,
-    ) -> Result<User, AuthError> {
-        let hash = self
-            .hash_password(&p.password, "Database error saving new user")
-            .await?;
+    async fn signup_new(&self, ctx: &Ctx, aud: &str, email: &str, p: SignupParams) -> Result<User, AuthError> {
+        let hash = self.hash_password(&p.password, "Database error saving new user").await?;
         let now = self.now();
         let mut user = User::new(ctx.instance_id, aud, email, hash, p.data, now);
         user.role.clone_from(&ctx.config.jwt.default_group_name);
         if ctx.config.mailer.autoconfirm {
             user.confirm(now);
-            let audit = AuditEntry::new(
-                ctx.instance_id,
-                &Actor::user(&user),
-                AuditAction::UserSignedUp,
-                None,
-                now,
-            );
-            return match self
-                .users
-                .insert_user(&user, &Effects::audit(vec![audit]))
-                .await
-            {
+            let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now);
+            return match self.users.insert_user(&user, &Effects::audit(vec![audit])).await {
                 Ok(()) => Ok(user),
                 Err(StoreError::EmailTaken) => Err(AuthError::AlreadyRegistered),
                 Err(e) => Err(AuthError::internal("Database error saving new user", e)),
@@ -92,23 +70,10 @@ impl Service {
             Err(StoreError::EmailTaken) => return Err(AuthError::AlreadyRegistered),
             Err(e) => return Err(AuthError::internal("Database error saving new user", e)),
         }
-        if let Err(e) = self
-            .send_mail(
-                ctx,
-                MailKind::Confirmation,
-                &user,
-                &user.email,
-                &token.secret,
-            )
-            .await
-        {
+        if let Err(e) = self.send_mail(ctx, MailKind::Confirmation, &user, &user.email, &token.secret).await {
             // Undo the insert so the address can sign up again and receive a working link.
             let guard = Guard::Token(TokenColumn::Confirmation, token.digest);
-            if let Err(undo) = self
-                .users
-                .delete_user(&user, &guard, &Effects::default())
-                .await
-            {
+            if let Err(undo) = self.users.delete_user(&user, &guard, &Effects::default()).await {
                 tracing::error!(error = %undo, "could not remove user after failed confirmation mail");
             }
             return Err(AuthError::internal("Error sending confirmation mail", e));
@@ -116,20 +81,11 @@ impl Service {
         Ok(user)
     }
 
-    async fn signup_again(
-        &self,
-        ctx: &Ctx,
-        mut user: User,
-        p: SignupParams,
-    ) -> Result<User, AuthError> {
+    async fn signup_again(&self, ctx: &Ctx, mut user: User, p: SignupParams) -> Result<User, AuthError> {
         // Upstream merged `data` for anyone who knew the address (WEAKNESSES.md 3); we merge
         // only when the password matches the one chosen at the first signup.
         let owner = !user.encrypted_password.is_empty()
-            && self
-                .hasher
-                .verify(p.password.clone(), user.encrypted_password.clone())
-                .await
-                .is_ok_and(|v| v.matches);
+            && self.hasher.verify(p.password.clone(), user.encrypted_password.clone()).await.is_ok_and(|v| v.matches);
         if !owner {
             self.hasher.verify_dummy(p.password).await;
         }
@@ -145,10 +101,7 @@ impl Service {
         if User::sent_within(user.confirmation_sent_at, throttle, now) {
             if changed {
                 user.updated_at = now;
-                self.users
-                    .update_user(&user, &Guard::None, &Effects::default())
-                    .await
-                    .context("Database error updating user")?;
+                self.users.update_user(&user, &Guard::None, &Effects::default()).await.context("Database error updating user")?;
             }
             return Ok(user);
         }
@@ -157,27 +110,11 @@ impl Service {
         user.confirmation_token.clone_from(&token.digest);
         user.confirmation_sent_at = Some(now);
         user.updated_at = now;
-        self.users
-            .update_user(&user, &Guard::None, &Effects::default())
-            .await
-            .context("Database error updating user")?;
-        if let Err(e) = self
-            .send_mail(
-                ctx,
-                MailKind::Confirmation,
-                &user,
-                &user.email,
-                &token.secret,
-            )
-            .await
-        {
+        self.users.update_user(&user, &Guard::None, &Effects::default()).await.context("Database error updating user")?;
+        if let Err(e) = self.send_mail(ctx, MailKind::Confirmation, &user, &user.email, &token.secret).await {
             (user.confirmation_token, user.confirmation_sent_at) = previous;
             let guard = Guard::Token(TokenColumn::Confirmation, token.digest);
-            if let Err(undo) = self
-                .users
-                .update_user(&user, &guard, &Effects::default())
-                .await
-            {
+            if let Err(undo) = self.users.update_user(&user, &guard, &Effects::default()).await {
                 tracing::error!(error = %undo, "could not restore confirmation token after failed mail");
             }
             return Err(AuthError::internal("Error sending confirmation mail", e));

@@ -12,16 +12,8 @@ use super::config::LogConfig;
 /// # Errors
 /// The log file cannot be opened.
 pub fn init(cfg: &LogConfig) -> Result<(), String> {
-    let filter = EnvFilter::try_new(format!(
-        "{},sqlx=warn,hyper=warn,tower_http=warn",
-        cfg.level
-    ))
-    .map_err(|e| e.to_string())?;
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter);
+    let filter = EnvFilter::try_new(format!("{},sqlx=warn,hyper=warn,tower_http=warn", cfg.level)).map_err(|e| e.to_string())?;
+    let builder = tracing_subscriber::fmt().json().with_current_span(true).with_span_list(false).with_env_filter(filter);
     let result = if cfg.file.is_empty() {
         builder.with_writer(std::io::stderr).try_init()
     } else {

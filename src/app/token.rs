@@ -14,32 +14,18 @@ impl Service {
     ///
     /// # Errors
     /// [`AuthError::BadCredentials`], [`AuthError::EmailNotConfirmed`], internal errors.
-    pub async fn password_grant(
-        &self,
-        ctx: &Ctx,
-        username: &str,
-        password: SecretString,
-    ) -> Result<TokenResponse, AuthError> {
+    pub async fn password_grant(&self, ctx: &Ctx, username: &str, password: SecretString) -> Result<TokenResponse, AuthError> {
         ctx.require_email_provider()?;
         let aud = ctx.aud(None);
-        let found = self
-            .users
-            .find_user_by_email(ctx.instance_id, &aud, &normalise(username))
-            .await
-            .context("Database error finding user")?;
-        let Some(mut user) = found
-            .filter(|u| !u.encrypted_password.is_empty() && !password.expose_secret().is_empty())
-        else {
+        let found =
+            self.users.find_user_by_email(ctx.instance_id, &aud, &normalise(username)).await.context("Database error finding user")?;
+        let Some(mut user) = found.filter(|u| !u.encrypted_password.is_empty() && !password.expose_secret().is_empty()) else {
             self.hasher.verify_dummy(password).await;
             return Err(AuthError::BadCredentials);
         };
         // The password is checked before the confirmation state, so that "Email not
         // confirmed" only answers someone who knows the password (WEAKNESSES.md 18).
-        let verified = match self
-            .hasher
-            .verify(password.clone(), user.encrypted_password.clone())
-            .await
-        {
+        let verified = match self.hasher.verify(password.clone(), user.encrypted_password.clone()).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(user_id = %user.id, error = %e, "stored password hash cannot be verified");
@@ -64,22 +50,9 @@ impl Service {
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
-        let audit = AuditEntry::new(
-            ctx.instance_id,
-            &Actor::user(&user),
-            AuditAction::Login,
-            None,
-            now,
-        );
-        let effects = Effects {
-            audit: vec![audit],
-            grant: Some(grant.row),
-            revoke_sessions: false,
-        };
-        self.users
-            .update_user(&user, &Guard::None, &effects)
-            .await
-            .context("Database error granting user")?;
+        let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::Login, None, now);
+        let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false };
+        self.users.update_user(&user, &Guard::None, &effects).await.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "password", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
         self.token_response(ctx, &user, grant.secret, now)
     }
@@ -89,35 +62,19 @@ impl Service {
     /// # Errors
     /// [`AuthError::RefreshTokenRequired`], [`AuthError::InvalidRefreshToken`],
     /// [`AuthError::RefreshTokenExpired`], internal errors.
-    pub async fn refresh_grant(
-        &self,
-        ctx: &Ctx,
-        refresh_token: &str,
-    ) -> Result<TokenResponse, AuthError> {
+    pub async fn refresh_grant(&self, ctx: &Ctx, refresh_token: &str) -> Result<TokenResponse, AuthError> {
         ctx.require_email_provider()?;
         let Some(digest) = lookup_digest(refresh_token) else {
             return Err(AuthError::RefreshTokenRequired);
         };
-        let token = self
-            .tokens
-            .find_refresh_token(&digest)
-            .await
-            .context("Database error finding refresh token")?;
+        let token = self.tokens.find_refresh_token(&digest).await.context("Database error finding refresh token")?;
         // A token of another tenant is treated as unknown (WEAKNESSES.md 4).
         let Some(token) = token.filter(|t| t.instance_id == ctx.instance_id) else {
-            return Err(AuthError::InvalidRefreshToken {
-                clear_cookie: false,
-            });
+            return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
         };
-        let Some(user) = self
-            .users
-            .find_user_by_id(Some(ctx.instance_id), token.user_id)
-            .await
-            .context("Database error finding user")?
+        let Some(user) = self.users.find_user_by_id(Some(ctx.instance_id), token.user_id).await.context("Database error finding user")?
         else {
-            return Err(AuthError::InvalidRefreshToken {
-                clear_cookie: false,
-            });
+            return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
         };
         if token.revoked {
             return Err(AuthError::InvalidRefreshToken { clear_cookie: true });
@@ -129,30 +86,12 @@ impl Service {
         let grant = self.new_grant(&user, now);
         let actor = Actor::user(&user);
         let audit = [
-            AuditEntry::new(
-                ctx.instance_id,
-                &actor,
-                AuditAction::TokenRefreshed,
-                None,
-                now,
-            ),
-            AuditEntry::new(
-                user.instance_id,
-                &actor,
-                AuditAction::TokenRevoked,
-                None,
-                now,
-            ),
+            AuditEntry::new(ctx.instance_id, &actor, AuditAction::TokenRefreshed, None, now),
+            AuditEntry::new(user.instance_id, &actor, AuditAction::TokenRevoked, None, now),
         ];
-        match self
-            .tokens
-            .rotate_refresh_token(&token, &grant.row, &audit)
-            .await
-        {
+        match self.tokens.rotate_refresh_token(&token, &grant.row, &audit).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => {
-                return Err(AuthError::InvalidRefreshToken { clear_cookie: true })
-            }
+            Err(StoreError::Conflict) => return Err(AuthError::InvalidRefreshToken { clear_cookie: true }),
             Err(e) => return Err(AuthError::internal("Database error granting user", e)),
         }
         tracing::info!(action = "login", login_method = "token", instance_id = %ctx.instance_id, user_id = %user.id, "Login");

@@ -42,11 +42,7 @@ impl Service {
         if id.is_nil() {
             return Err(AuthError::BadUserIdClaim);
         }
-        self.users
-            .find_user_by_id(Some(ctx.instance_id), id)
-            .await
-            .context("Database error finding user")?
-            .ok_or(AuthError::UserNotFound)
+        self.users.find_user_by_id(Some(ctx.instance_id), id).await.context("Database error finding user")?.ok_or(AuthError::UserNotFound)
     }
 
     /// The caller's account.
@@ -65,20 +61,13 @@ impl Service {
     ///
     /// # Errors
     /// The [`AuthError`] variants of API.md 4.10.
-    pub async fn update_user(
-        &self,
-        ctx: &Ctx,
-        caller: &Caller,
-        p: UserUpdateParams,
-    ) -> Result<User, AuthError> {
+    pub async fn update_user(&self, ctx: &Ctx, caller: &Caller, p: UserUpdateParams) -> Result<User, AuthError> {
         let mut user = self.caller_user(ctx, caller).await?;
         let original = user.clone();
         let now = self.now();
         if !p.password.expose_secret().is_empty() {
             Self::check_password(ctx, &p.password)?;
-            user.encrypted_password = self
-                .hash_password(&p.password, "Error during password storage")
-                .await?;
+            user.encrypted_password = self.hash_password(&p.password, "Error during password storage").await?;
         }
         if let Some(data) = p.data {
             user.merge_user_metadata(data);
@@ -94,29 +83,18 @@ impl Service {
             if user.email_change_token.is_empty() || user.email_change.is_empty() {
                 return Err(AuthError::EmailChangeTokenMismatch);
             }
-            if User::token_expired(
-                user.email_change_sent_at,
-                Ctx::dur(ctx.config.mailer.confirmation_max_age),
-                now,
-                true,
-            ) {
+            if User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true) {
                 return Err(AuthError::EmailChangeTokenExpired);
             }
-            if !constant_time_eq(
-                digest(&p.email_change_token).as_bytes(),
-                user.email_change_token.as_bytes(),
-            ) {
+            if !constant_time_eq(digest(&p.email_change_token).as_bytes(), user.email_change_token.as_bytes()) {
                 return Err(AuthError::EmailChangeTokenMismatch);
             }
             user.email = std::mem::take(&mut user.email_change);
             user.email_change_token.clear();
         } else if !p.email.is_empty() && p.email != user.email {
             let email = ctx.parse_email(&p.email)?;
-            let taken = self
-                .users
-                .find_user_by_email(ctx.instance_id, &user.aud, &email.key())
-                .await
-                .context("Database error checking email")?;
+            let taken =
+                self.users.find_user_by_email(ctx.instance_id, &user.aud, &email.key()).await.context("Database error checking email")?;
             if taken.is_some_and(|t| t.id != user.id) {
                 return Err(AuthError::EmailTaken);
             }
@@ -127,39 +105,16 @@ impl Service {
             change_mail = Some(token);
         }
         user.updated_at = now;
-        let audit = AuditEntry::new(
-            ctx.instance_id,
-            &Actor::user(&user),
-            AuditAction::UserModified,
-            None,
-            now,
-        );
-        match self
-            .users
-            .update_user(&user, &Guard::None, &Effects::audit(vec![audit]))
-            .await
-        {
+        let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserModified, None, now);
+        match self.users.update_user(&user, &Guard::None, &Effects::audit(vec![audit])).await {
             Ok(()) => {}
             Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
             Err(e) => return Err(AuthError::internal("Error updating user", e)),
         }
         if let Some(token) = change_mail {
-            if let Err(e) = self
-                .send_mail(
-                    ctx,
-                    MailKind::EmailChange,
-                    &user,
-                    &user.email_change,
-                    &token.secret,
-                )
-                .await
-            {
+            if let Err(e) = self.send_mail(ctx, MailKind::EmailChange, &user, &user.email_change, &token.secret).await {
                 let guard = Guard::Token(TokenColumn::EmailChange, token.digest);
-                if let Err(undo) = self
-                    .users
-                    .update_user(&original, &guard, &Effects::default())
-                    .await
-                {
+                if let Err(undo) = self.users.update_user(&original, &guard, &Effects::default()).await {
                     tracing::error!(error = %undo, "could not restore user after failed email-change mail");
                 }
                 return Err(AuthError::internal("Error sending change email", e));

@@ -34,11 +34,7 @@ impl Service {
             "recovery" => TokenColumn::Recovery,
             _ => return Err(AuthError::VerifyTypeRequired),
         };
-        let found = self
-            .users
-            .find_user_by_token(Some(ctx.instance_id), column, &digest)
-            .await
-            .context("Database error finding user")?;
+        let found = self.users.find_user_by_token(Some(ctx.instance_id), column, &digest).await.context("Database error finding user")?;
         let mut user = found.ok_or(AuthError::UserNotFound)?;
         let now = self.now();
         let mailer = &ctx.config.mailer;
@@ -49,12 +45,7 @@ impl Service {
                 Some(invited) if user.confirmation_sent_at.is_none_or(|s| s <= invited) => {
                     User::token_expired(Some(invited), Ctx::dur(mailer.invite_max_age), now, true)
                 }
-                _ => User::token_expired(
-                    user.confirmation_sent_at,
-                    Ctx::dur(mailer.confirmation_max_age),
-                    now,
-                    true,
-                ),
+                _ => User::token_expired(user.confirmation_sent_at, Ctx::dur(mailer.confirmation_max_age), now, true),
             };
             if expired {
                 return Err(AuthError::ConfirmationTokenExpired);
@@ -64,57 +55,26 @@ impl Service {
                     return Err(AuthError::InvitePasswordRequired);
                 }
                 Self::check_password(ctx, &p.password)?;
-                user.encrypted_password = self
-                    .hash_password(&p.password, "Error storing password")
-                    .await?;
+                user.encrypted_password = self.hash_password(&p.password, "Error storing password").await?;
             }
-            audit.push(AuditEntry::new(
-                ctx.instance_id,
-                &Actor::user(&user),
-                AuditAction::UserSignedUp,
-                None,
-                now,
-            ));
+            audit.push(AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now));
             user.confirm(now);
         } else {
-            if User::token_expired(
-                user.recovery_sent_at,
-                Ctx::dur(mailer.recovery_max_age),
-                now,
-                true,
-            ) {
+            if User::token_expired(user.recovery_sent_at, Ctx::dur(mailer.recovery_max_age), now, true) {
                 return Err(AuthError::RecoveryTokenExpired);
             }
             user.recovery_token.clear();
             if !user.is_confirmed() {
-                audit.push(AuditEntry::new(
-                    ctx.instance_id,
-                    &Actor::user(&user),
-                    AuditAction::UserSignedUp,
-                    None,
-                    now,
-                ));
+                audit.push(AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now));
                 user.confirm(now);
             }
         }
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
-        let effects = Effects {
-            audit,
-            grant: Some(grant.row),
-            revoke_sessions: false,
-        };
-        let msg = if column == TokenColumn::Confirmation {
-            "Error confirming user"
-        } else {
-            "Database error updating user"
-        };
-        match self
-            .users
-            .update_user(&user, &Guard::Token(column, digest), &effects)
-            .await
-        {
+        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: false };
+        let msg = if column == TokenColumn::Confirmation { "Error confirming user" } else { "Database error updating user" };
+        match self.users.update_user(&user, &Guard::Token(column, digest), &effects).await {
             Ok(()) => {}
             // Someone used the same token a moment earlier: single use means it is gone.
             Err(StoreError::Conflict) => return Err(AuthError::UserNotFound),

@@ -37,12 +37,8 @@ impl Store {
     pub async fn open(config: &Config) -> Result<Self, String> {
         let db = &config.db;
         match db.driver {
-            DbDriver::Sqlite => Ok(Self::Sqlite(
-                SqliteStore::connect(&db.url, &db.namespace, db.max_connections).await?,
-            )),
-            DbDriver::Mysql => Ok(Self::MySql(
-                MySqlStore::connect(&db.url, &db.namespace, db.max_connections).await?,
-            )),
+            DbDriver::Sqlite => Ok(Self::Sqlite(SqliteStore::connect(&db.url, &db.namespace, db.max_connections).await?)),
+            DbDriver::Mysql => Ok(Self::MySql(MySqlStore::connect(&db.url, &db.namespace, db.max_connections).await?)),
         }
     }
 
@@ -99,25 +95,18 @@ impl Store {
 pub fn resolve_defaults(config: &mut Config) -> Result<(), String> {
     if config.instance.jwt.secret.is_none() {
         if config.db.driver != DbDriver::Sqlite {
-            return Err("GOTRUE_JWT_SECRET is required when the database is MySQL: every instance must sign tokens with the same secret".into());
+            return Err(
+                "GOTRUE_JWT_SECRET is required when the database is MySQL: every instance must sign tokens with the same secret".into()
+            );
         }
         let db_path = sqlite::file_path(&config.db.url);
-        let secret_path = db_path.with_file_name(format!(
-            "{}.jwt-secret",
-            db_path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("gotrue.db")
-        ));
+        let secret_path =
+            db_path.with_file_name(format!("{}.jwt-secret", db_path.file_name().and_then(|n| n.to_str()).unwrap_or("gotrue.db")));
         config.instance.jwt.secret = Some(load_or_create_secret(&secret_path)?);
         tracing::warn!(path = %secret_path.display(), "GOTRUE_JWT_SECRET is not set; using a generated secret kept beside the database");
     }
     if config.instance.site_url.is_empty() {
-        let host = if config.api.host.is_empty() || config.api.host == "0.0.0.0" {
-            "localhost"
-        } else {
-            &config.api.host
-        };
+        let host = if config.api.host.is_empty() || config.api.host == "0.0.0.0" { "localhost" } else { &config.api.host };
         config.instance.site_url = format!("http://{host}:{}", config.api.port);
         tracing::warn!(site_url = %config.instance.site_url, "GOTRUE_SITE_URL is not set; mail links point at this server");
     }
@@ -130,10 +119,7 @@ fn load_or_create_secret(path: &Path) -> Result<SecretString, String> {
         if s.len() >= 32 {
             return Ok(SecretString::from(s));
         }
-        return Err(format!(
-            "{} is too short to be a JWT secret",
-            path.display()
-        ));
+        return Err(format!("{} is too short to be a JWT secret", path.display()));
     }
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
@@ -146,11 +132,7 @@ fn load_or_create_secret(path: &Path) -> Result<SecretString, String> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(contents.as_bytes())
 }
 
@@ -218,16 +200,11 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         request_id_header: config.api.request_id_header.clone(),
         request_timeout: config.api.request_timeout,
         max_body_bytes: config.api.max_body_bytes,
-        token_limiter: (!config.rate_limit_header.is_empty())
-            .then(|| HeaderLimiter::new(&config.rate_limit_header)),
+        token_limiter: (!config.rate_limit_header.is_empty()).then(|| HeaderLimiter::new(&config.rate_limit_header)),
         cors_origins: Vec::new(),
         version: crate::VERSION.to_owned(),
     };
-    Ok(Built {
-        router: http::router(Arc::new(state)),
-        store,
-        config,
-    })
+    Ok(Built { router: http::router(Arc::new(state)), store, config })
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to a minute).
@@ -235,27 +212,17 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
 /// # Errors
 /// Bind or server failures.
 pub async fn serve(built: Built) -> Result<(), String> {
-    let host = if built.config.api.host.is_empty() {
-        "0.0.0.0"
-    } else {
-        built.config.api.host.as_str()
-    };
+    let host = if built.config.api.host.is_empty() { "0.0.0.0" } else { built.config.api.host.as_str() };
     let addr = format!("{host}:{}", built.config.api.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|e| format!("could not listen on {addr}: {e}"))?;
+    let listener = TcpListener::bind(&addr).await.map_err(|e| format!("could not listen on {addr}: {e}"))?;
     tracing::info!("GoTrue API started on: {addr}");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        built
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = tx.send(());
-    });
+    let server = axum::serve(listener, built.router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(
+        async move {
+            shutdown_signal().await;
+            let _ = tx.send(());
+        },
+    );
     let drain = async {
         let _ = rx.await;
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;

@@ -76,11 +76,7 @@ impl Actor {
     /// The actor for a user acting on their own account.
     #[must_use]
     pub fn user(u: &User) -> Self {
-        Self {
-            id: u.id,
-            email: u.email.clone(),
-            name: u.full_name().map(str::to_owned),
-        }
+        Self { id: u.id, email: u.email.clone(), name: u.full_name().map(str::to_owned) }
     }
 }
 
@@ -100,18 +96,9 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// Builds an entry; `traits` are added for admin actions.
     #[must_use]
-    pub fn new(
-        instance_id: Uuid,
-        actor: &Actor,
-        action: AuditAction,
-        traits: Option<Map<String, Value>>,
-        now: DateTime<Utc>,
-    ) -> Self {
+    pub fn new(instance_id: Uuid, actor: &Actor, action: AuditAction, traits: Option<Map<String, Value>>, now: DateTime<Utc>) -> Self {
         let mut p = Map::new();
-        p.insert(
-            "timestamp".into(),
-            Value::String(super::time::rfc3339_seconds(&now)),
-        );
+        p.insert("timestamp".into(), Value::String(super::time::rfc3339_seconds(&now)));
         p.insert("actor_id".into(), Value::String(actor.id.to_string()));
         p.insert("actor_email".into(), Value::String(actor.email.clone()));
         p.insert("action".into(), Value::String(action.as_str().into()));
@@ -122,12 +109,7 @@ impl AuditEntry {
         if let Some(t) = traits {
             p.insert("traits".into(), Value::Object(t));
         }
-        Self {
-            instance_id,
-            id: Uuid::new_v4(),
-            payload: p,
-            created_at: now,
-        }
+        Self { instance_id, id: Uuid::new_v4(), payload: p, created_at: now }
     }
 
     /// The traits admin actions carry: the target's id and email.
@@ -148,20 +130,10 @@ mod tests {
     #[test]
     fn payload_matches_upstream_shape() {
         let now = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
-        let actor = Actor {
-            id: Uuid::nil(),
-            email: "a@example.com".into(),
-            name: Some("Ann".into()),
-        };
+        let actor = Actor { id: Uuid::nil(), email: "a@example.com".into(), name: Some("Ann".into()) };
         let mut target = User::new(Uuid::nil(), "", "b@example.com", String::new(), None, now);
         target.id = Uuid::nil();
-        let e = AuditEntry::new(
-            Uuid::nil(),
-            &actor,
-            AuditAction::UserDeleted,
-            Some(AuditEntry::user_traits(&target)),
-            now,
-        );
+        let e = AuditEntry::new(Uuid::nil(), &actor, AuditAction::UserDeleted, Some(AuditEntry::user_traits(&target)), now);
         let s = serde_json::to_string(&e.payload).unwrap();
         assert_eq!(
             s,

@@ -49,9 +49,7 @@ impl Email {
             return Err(EmailError::Empty);
         }
         if s.chars().count() > MAX_EMAIL_CHARS {
-            return Err(EmailError::Invalid(
-                "mail: address longer than 255 characters",
-            ));
+            return Err(EmailError::Invalid("mail: address longer than 255 characters"));
         }
         let spec = match (s.rfind('<'), s.ends_with('>')) {
             (Some(open), true) => &s[open + 1..s.len() - 1],
@@ -95,13 +93,10 @@ fn validate_addr_spec(spec: &str) -> Result<(), EmailError> {
     if !quoted_local && local.contains('@') {
         return Err(EmailError::Invalid("mail: expected single address"));
     }
-    let atext_ok =
-        |c: char| c.is_alphanumeric() || !c.is_ascii() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    let atext_ok = |c: char| c.is_alphanumeric() || !c.is_ascii() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
     if quoted_local {
         if local[1..local.len() - 1].chars().any(|c| c.is_control()) {
-            return Err(EmailError::Invalid(
-                "mail: invalid character in quoted-string",
-            ));
+            return Err(EmailError::Invalid("mail: invalid character in quoted-string"));
         }
     } else {
         if !local.chars().all(atext_ok) || local.chars().any(char::is_control) {
@@ -114,7 +109,7 @@ fn validate_addr_spec(spec: &str) -> Result<(), EmailError> {
     let domain_ok = if domain.starts_with('[') && domain.ends_with(']') {
         !domain.chars().any(|c| c.is_whitespace() || c.is_control())
     } else {
-        domain.chars().all(|c| c != '.' && atext_ok(c) || c == '.')
+        domain.chars().all(atext_ok)
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
@@ -144,13 +139,7 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_display_name_and_unicode_addresses() {
-        for ok in [
-            "a@example.com",
-            "Ann <a@example.com>",
-            "jörg@exämple.test",
-            "a.b+c@d.e",
-            "\"x y\"@d.e",
-        ] {
+        for ok in ["a@example.com", "Ann <a@example.com>", "jörg@exämple.test", "a.b+c@d.e", "\"x y\"@d.e"] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
     }

@@ -27,10 +27,7 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self {
-            min_length: 1,
-            max_bytes: MAX_PASSWORD_BYTES,
-        }
+        Self { min_length: 1, max_bytes: MAX_PASSWORD_BYTES }
     }
 }
 
@@ -60,19 +57,10 @@ mod tests {
         let p = PasswordPolicy::default();
         assert_eq!(p.check(""), Err(PasswordError::TooShort(1)));
         assert!(p.check("x").is_ok());
-        assert_eq!(
-            p.check(&"x".repeat(1025)),
-            Err(PasswordError::TooLong(1024))
-        );
-        let strict = PasswordPolicy {
-            min_length: 8,
-            max_bytes: BCRYPT_MAX_BYTES,
-        };
+        assert_eq!(p.check(&"x".repeat(1025)), Err(PasswordError::TooLong(1024)));
+        let strict = PasswordPolicy { min_length: 8, max_bytes: BCRYPT_MAX_BYTES };
         assert_eq!(strict.check("seven77"), Err(PasswordError::TooShort(8)));
-        assert_eq!(
-            strict.check(&"y".repeat(73)),
-            Err(PasswordError::TooLong(72))
-        );
+        assert_eq!(strict.check(&"y".repeat(73)), Err(PasswordError::TooLong(72)));
         assert!(strict.check("éééééééé").is_ok());
     }
 }

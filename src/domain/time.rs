@@ -41,6 +41,12 @@ pub mod serde_opt {
     }
 }
 
+/// An HTTP date (RFC 7231 IMF-fixdate), as cookies' `Expires` uses.
+#[must_use]
+pub fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,10 +60,4 @@ mod tests {
         assert_eq!(rfc3339_nano(&t), "2024-05-01T10:00:00.12345Z");
         assert_eq!(rfc3339_seconds(&t), "2024-05-01T10:00:00Z");
     }
-}
-
-/// An HTTP date (RFC 7231 IMF-fixdate), as cookies' `Expires` uses.
-#[must_use]
-pub fn http_date(t: DateTime<Utc>) -> String {
-    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }

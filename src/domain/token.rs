@@ -22,9 +22,7 @@ pub struct NewToken {
 
 impl std::fmt::Debug for NewToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewToken")
-            .field("digest", &self.digest)
-            .finish_non_exhaustive()
+        f.debug_struct("NewToken").field("digest", &self.digest).finish_non_exhaustive()
     }
 }
 
@@ -54,10 +52,7 @@ pub fn lookup_digest(presented: &str) -> Option<String> {
 /// SHA-256 of the token, hex, with [`DIGEST_PREFIX`].
 #[must_use]
 pub fn digest(secret: &str) -> String {
-    format!(
-        "{DIGEST_PREFIX}{}",
-        hex::encode(Sha256::digest(secret.as_bytes()))
-    )
+    format!("{DIGEST_PREFIX}{}", hex::encode(Sha256::digest(secret.as_bytes())))
 }
 
 /// Constant-time equality of two byte strings (lengths may leak, contents do not).
@@ -77,10 +72,7 @@ mod tests {
         let a = NewToken::generate();
         let b = NewToken::generate();
         assert_eq!(a.secret.len(), 22);
-        assert!(a
-            .secret
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(a.secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(a.secret, b.secret);
         assert_eq!(a.digest, digest(&a.secret));
         assert!(a.digest.starts_with(DIGEST_PREFIX));

@@ -134,11 +134,7 @@ impl User {
 
     /// Whether a mail sent at `sent_at` is recent enough that another must wait.
     #[must_use]
-    pub fn sent_within(
-        sent_at: Option<DateTime<Utc>>,
-        interval: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> bool {
+    pub fn sent_within(sent_at: Option<DateTime<Utc>>, interval: chrono::Duration, now: DateTime<Utc>) -> bool {
         sent_at.is_some_and(|t| t + interval > now)
     }
 
@@ -146,12 +142,7 @@ impl User {
     /// unknown counts as expired when `strict` (we always record it; only rows written by
     /// other tools lack it).
     #[must_use]
-    pub fn token_expired(
-        sent_at: Option<DateTime<Utc>>,
-        max_age: chrono::Duration,
-        now: DateTime<Utc>,
-        strict: bool,
-    ) -> bool {
+    pub fn token_expired(sent_at: Option<DateTime<Utc>>, max_age: chrono::Duration, now: DateTime<Utc>, strict: bool) -> bool {
         match sent_at {
             Some(t) => now > t + max_age,
             None => strict,
@@ -161,19 +152,13 @@ impl User {
     /// The JSON view with upstream's field order and omissions (API.md 3.5).
     #[must_use]
     pub fn view(&self) -> UserView<'_> {
-        UserView {
-            user: self,
-            encrypted_password: None,
-        }
+        UserView { user: self, encrypted_password: None }
     }
 
     /// The export view, which also carries the password hash (API.md 4.16).
     #[must_use]
     pub fn export_view(&self) -> UserView<'_> {
-        UserView {
-            user: self,
-            encrypted_password: Some(&self.encrypted_password),
-        }
+        UserView { user: self, encrypted_password: Some(&self.encrypted_password) }
     }
 }
 
@@ -248,14 +233,7 @@ mod tests {
 
     fn user() -> User {
         let now = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
-        User::new(
-            Uuid::nil(),
-            "api.netlify.com",
-            "a@example.com",
-            String::new(),
-            None,
-            now,
-        )
+        User::new(Uuid::nil(), "api.netlify.com", "a@example.com", String::new(), None, now)
     }
 
     #[test]
@@ -297,25 +275,12 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
         let day = chrono::Duration::hours(24);
         assert!(!User::token_expired(Some(t0), day, t0 + day, true));
-        assert!(User::token_expired(
-            Some(t0),
-            day,
-            t0 + day + chrono::Duration::seconds(1),
-            false
-        ));
+        assert!(User::token_expired(Some(t0), day, t0 + day + chrono::Duration::seconds(1), false));
         assert!(User::token_expired(None, day, t0, true));
         assert!(!User::token_expired(None, day, t0, false));
         let q = chrono::Duration::minutes(15);
-        assert!(User::sent_within(
-            Some(t0),
-            q,
-            t0 + chrono::Duration::minutes(5)
-        ));
-        assert!(!User::sent_within(
-            Some(t0),
-            q,
-            t0 + chrono::Duration::minutes(20)
-        ));
+        assert!(User::sent_within(Some(t0), q, t0 + chrono::Duration::minutes(5)));
+        assert!(!User::sent_within(Some(t0), q, t0 + chrono::Duration::minutes(20)));
         assert!(!User::sent_within(None, q, t0));
     }
 

@@ -52,10 +52,7 @@ pub struct Mail {
 
 impl std::fmt::Debug for Mail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mail")
-            .field("kind", &self.kind)
-            .field("to", &self.to)
-            .finish_non_exhaustive()
+        f.debug_struct("Mail").field("kind", &self.kind).field("to", &self.to).finish_non_exhaustive()
     }
 }
 

@@ -51,31 +51,17 @@ pub trait TokenStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn grant_refresh_token(
-        &self,
-        token: &NewRefreshToken,
-        audit: &[AuditEntry],
-    ) -> Result<(), StoreError>;
+    async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError>;
 
     /// Revokes `old` and issues `new`, atomically, only if `old` was not yet revoked.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when `old` was already revoked (a concurrent rotation won).
-    async fn rotate_refresh_token(
-        &self,
-        old: &RefreshToken,
-        new: &NewRefreshToken,
-        audit: &[AuditEntry],
-    ) -> Result<(), StoreError>;
+    async fn rotate_refresh_token(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError>;
 
     /// Deletes every refresh token of the user in the instance, with audit entries.
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn revoke_user_tokens(
-        &self,
-        instance_id: Uuid,
-        user_id: Uuid,
-        audit: &[AuditEntry],
-    ) -> Result<(), StoreError>;
+    async fn revoke_user_tokens(&self, instance_id: Uuid, user_id: Uuid, audit: &[AuditEntry]) -> Result<(), StoreError>;
 }

@@ -58,10 +58,7 @@ impl Effects {
     /// Only audit entries.
     #[must_use]
     pub fn audit(entries: Vec<AuditEntry>) -> Self {
-        Self {
-            audit: entries,
-            ..Self::default()
-        }
+        Self { audit: entries, ..Self::default() }
     }
 }
 
@@ -73,33 +70,19 @@ pub trait UserStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn find_user_by_email(
-        &self,
-        instance_id: Uuid,
-        aud: &str,
-        email_key: &str,
-    ) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_email(&self, instance_id: Uuid, aud: &str, email_key: &str) -> Result<Option<User>, StoreError>;
 
     /// The user with this id, in `instance_id` when given.
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn find_user_by_id(
-        &self,
-        instance_id: Option<Uuid>,
-        id: Uuid,
-    ) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_id(&self, instance_id: Option<Uuid>, id: Uuid) -> Result<Option<User>, StoreError>;
 
     /// The user whose token column holds this digest, in `instance_id` when given.
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    async fn find_user_by_token(
-        &self,
-        instance_id: Option<Uuid>,
-        column: TokenColumn,
-        digest: &str,
-    ) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_token(&self, instance_id: Option<Uuid>, column: TokenColumn, digest: &str) -> Result<Option<User>, StoreError>;
 
     /// Inserts a user with its effects.
     ///
@@ -112,21 +95,11 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Conflict`] when the guard fails or the row is gone;
     /// [`StoreError::EmailTaken`] when the new email collides.
-    async fn update_user(
-        &self,
-        user: &User,
-        guard: &Guard,
-        effects: &Effects,
-    ) -> Result<(), StoreError>;
+    async fn update_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
 
     /// Deletes the user and their refresh tokens, if `guard` holds, with its effects.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the guard fails or the row is gone.
-    async fn delete_user(
-        &self,
-        user: &User,
-        guard: &Guard,
-        effects: &Effects,
-    ) -> Result<(), StoreError>;
+    async fn delete_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
 }

@@ -1,6 +1,6 @@
 //! HTTP black-box tests: the real router on 127.0.0.1:0 with its own SQLite database and
 //! an in-memory outbox; every endpoint's happy path and documented errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods, missing_docs)]
 
 mod cors_and_router;
 mod recover;
@@ -178,7 +178,12 @@ impl TestApp {
 
 /// Signs a JWT with the test secret.
 pub fn sign(claims: &Value) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// Decodes a JWT part without verifying.

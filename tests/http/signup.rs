@@ -114,7 +114,9 @@ async fn disabled_email_provider_refuses_email_endpoints() {
     let app = TestApp::spawn_with(&[("GOTRUE_EXTERNAL_EMAIL_DISABLED", "true")]).await;
     app.signup("x@example.com", "pw").await.assert_error(400, "Unsupported email provider");
     app.post_json("/recover", json!({"email": "x@example.com"})).await.assert_error(400, "Unsupported email provider");
-    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])).await.assert_error(400, "Unsupported email provider");
+    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]))
+        .await
+        .assert_error(400, "Unsupported email provider");
     let s = app.send(app.get("/settings")).await;
     assert_eq!(s.json["external"]["email"], false);
 }
@@ -126,7 +128,13 @@ async fn x_jwt_aud_chooses_the_audience() {
     assert_eq!(r.json["aud"], "myapp");
     // The same address in the default audience is another account.
     assert_eq!(app.signup("aud@example.com", "pw2").await.status, 200);
-    let t = app.send(app.post("/token").header("X-JWT-AUD", "myapp").form(&[("grant_type", "password"), ("username", "aud@example.com"), ("password", "pw")])).await;
+    let t = app
+        .send(app.post("/token").header("X-JWT-AUD", "myapp").form(&[
+            ("grant_type", "password"),
+            ("username", "aud@example.com"),
+            ("password", "pw"),
+        ]))
+        .await;
     assert_eq!(t.status, 200);
     assert_eq!(crate::jwt_part(t.json["access_token"].as_str().unwrap(), 1)["aud"], "myapp");
     app.login("aud@example.com", "pw").await.assert_oauth("invalid_grant", Some("No user found with that email, or password invalid."));

@@ -67,14 +67,24 @@ async fn embedded_default_creates_its_database_and_secret_and_serves() {
     let first_secret = std::fs::read_to_string(&secret).unwrap();
     assert_eq!(first_secret.trim().len(), 64);
     let client = reqwest::Client::new();
-    let r = client.post(format!("http://127.0.0.1:{port}/signup")).json(&serde_json::json!({"email": "a@example.com", "password": "pw"})).send().await.unwrap();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/signup"))
+        .json(&serde_json::json!({"email": "a@example.com", "password": "pw"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     drop(server);
     // Restarting keeps the same secret and data.
     let server = Server(cmd.spawn().unwrap());
     wait_health(port).await;
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), first_secret);
-    let r = client.post(format!("http://127.0.0.1:{port}/signup")).json(&serde_json::json!({"email": "a@example.com", "password": "pw"})).send().await.unwrap();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/signup"))
+        .json(&serde_json::json!({"email": "a@example.com", "password": "pw"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "unconfirmed re-signup of the stored user");
     drop(server);
 }

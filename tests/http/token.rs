@@ -26,7 +26,11 @@ async fn password_grant_returns_upstreams_token_response() {
     let now = chrono::Utc::now().timestamp();
     assert!((now + 3590..=now + 3610).contains(&exp));
     let pos = |k: &str| r.text.find(&format!("\"{k}\":")).unwrap();
-    assert!(pos("access_token") < pos("token_type") && pos("token_type") < pos("expires_in") && pos("expires_in") < pos("refresh_token"), "{}", r.text);
+    assert!(
+        pos("access_token") < pos("token_type") && pos("token_type") < pos("expires_in") && pos("expires_in") < pos("refresh_token"),
+        "{}",
+        r.text
+    );
     assert_eq!(r.json.as_object().unwrap().len(), 4);
 }
 
@@ -69,12 +73,18 @@ async fn refresh_tokens_rotate_and_a_used_one_is_refused() {
     assert!(again.cookies().iter().any(|c| c.starts_with("nf_jwt=;")), "a revoked token clears the cookie");
     let r = app.send(app.post("/token?grant_type=refresh_token").form(&[("refresh_token", rt2.as_str())])).await;
     assert_eq!(r.status, 200);
-    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "")])).await.assert_oauth("invalid_request", Some("refresh_token required"));
-    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "nonsense")])).await.assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
+    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "")]))
+        .await
+        .assert_oauth("invalid_request", Some("refresh_token required"));
+    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "nonsense")]))
+        .await
+        .assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
     // A token differing only in case is another token (upstream's collation merged them).
     let upper = rt2.to_uppercase();
     if upper != rt2 {
-        app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", upper.as_str())])).await.assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
+        app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", upper.as_str())]))
+            .await
+            .assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
     }
 }
 
@@ -84,7 +94,11 @@ async fn concurrent_refreshes_of_one_token_do_not_fork_the_chain() {
     let t = app.confirmed_user("race@example.com", "pw").await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();
     let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str())];
-    let (a, b, c) = tokio::join!(app.send(app.post("/token").form(&form)), app.send(app.post("/token").form(&form)), app.send(app.post("/token").form(&form)));
+    let (a, b, c) = tokio::join!(
+        app.send(app.post("/token").form(&form)),
+        app.send(app.post("/token").form(&form)),
+        app.send(app.post("/token").form(&form))
+    );
     let ok = [&a, &b, &c].iter().filter(|r| r.status == 200).count();
     assert_eq!(ok, 1, "exactly one rotation wins: {} {} {}", a.text, b.text, c.text);
 }
@@ -117,11 +131,23 @@ async fn rate_limit_header_buckets_like_upstream() {
 async fn x_use_cookie_sets_the_access_token_cookie() {
     let app = TestApp::spawn().await;
     app.confirmed_user("c@example.com", "pw").await;
-    let r = app.send(app.post("/token").header("X-Use-Cookie", "1").form(&[("grant_type", "password"), ("username", "c@example.com"), ("password", "pw")])).await;
+    let r = app
+        .send(app.post("/token").header("X-Use-Cookie", "1").form(&[
+            ("grant_type", "password"),
+            ("username", "c@example.com"),
+            ("password", "pw"),
+        ]))
+        .await;
     let cookie = r.cookies().into_iter().find(|c| c.starts_with("nf_jwt=")).unwrap();
     assert!(cookie.starts_with(&format!("nf_jwt={}; Path=/; Expires=", r.json["access_token"].as_str().unwrap())));
     assert!(cookie.contains("; Max-Age=86400; HttpOnly; Secure; SameSite=Lax"), "{cookie}");
-    let r = app.send(app.post("/token").header("X-Use-Cookie", "session").form(&[("grant_type", "password"), ("username", "c@example.com"), ("password", "pw")])).await;
+    let r = app
+        .send(app.post("/token").header("X-Use-Cookie", "session").form(&[
+            ("grant_type", "password"),
+            ("username", "c@example.com"),
+            ("password", "pw"),
+        ]))
+        .await;
     let cookie = r.cookies().into_iter().find(|c| c.starts_with("nf_jwt=")).unwrap();
     assert!(!cookie.contains("Expires") && !cookie.contains("Max-Age"), "{cookie}");
     let r = app.login("c@example.com", "pw").await;
@@ -132,7 +158,13 @@ async fn x_use_cookie_sets_the_access_token_cookie() {
 async fn cookie_is_not_secure_for_a_plain_http_site() {
     let app = TestApp::spawn_with(&[("GOTRUE_SITE_URL", "http://localhost:8080"), ("GOTRUE_COOKIE_KEY", "my_jwt")]).await;
     app.confirmed_user("h@example.com", "pw").await;
-    let r = app.send(app.post("/token").header("X-Use-Cookie", "1").form(&[("grant_type", "password"), ("username", "h@example.com"), ("password", "pw")])).await;
+    let r = app
+        .send(app.post("/token").header("X-Use-Cookie", "1").form(&[
+            ("grant_type", "password"),
+            ("username", "h@example.com"),
+            ("password", "pw"),
+        ]))
+        .await;
     let cookie = r.cookies().into_iter().find(|c| c.starts_with("my_jwt=")).unwrap();
     assert!(!cookie.contains("Secure"), "{cookie}");
 }

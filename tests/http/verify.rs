@@ -75,6 +75,9 @@ async fn an_invite_older_than_its_max_age_is_refused() {
     let app = TestApp::spawn().await;
     app.signup("old-inv@example.com", "placeholder").await;
     let token = app.mailed_token("old-inv@example.com", "confirmation_token");
-    app.sql(&format!("UPDATE users SET encrypted_password = '', invited_at = '{}', confirmation_sent_at = NULL", TestApp::ago(8 * 86_400))).await;
-    app.post_json("/verify", json!({"type": "signup", "token": token, "password": "x"})).await.assert_error(422, "Confirmation token expired");
+    app.sql(&format!("UPDATE users SET encrypted_password = '', invited_at = '{}', confirmation_sent_at = NULL", TestApp::ago(8 * 86_400)))
+        .await;
+    app.post_json("/verify", json!({"type": "signup", "token": token, "password": "x"}))
+        .await
+        .assert_error(422, "Confirmation token expired");
 }

@@ -22,15 +22,7 @@ macro_rules! migration {
         Migration {
             version: $version,
             name: $name,
-            sql: include_str!(concat!(
-                "../../../migrations/",
-                $dir,
-                "/",
-                $version,
-                "_",
-                $name,
-                ".up.sql"
-            )),
+            sql: include_str!(concat!("../../../migrations/", $dir, "/", $version, "_", $name, ".up.sql")),
         }
     };
 }
@@ -82,10 +74,7 @@ pub fn steps(m: &Migration, prefix: &str) -> Vec<Step> {
         if let Some(d) = t.strip_prefix("-- @") {
             let parts: Vec<&str> = d.split_whitespace().collect();
             let pair = |i: usize| {
-                (
-                    format!("{prefix}{}", parts.get(1).copied().unwrap_or_default()),
-                    parts.get(i).copied().unwrap_or_default().to_owned(),
-                )
+                (format!("{prefix}{}", parts.get(1).copied().unwrap_or_default()), parts.get(i).copied().unwrap_or_default().to_owned())
             };
             condition = match parts.first().copied() {
                 Some("if_column_missing") => Some(Condition::ColumnMissing(pair(2).0, pair(2).1)),
@@ -101,22 +90,13 @@ pub fn steps(m: &Migration, prefix: &str) -> Vec<Step> {
         buf.push_str(line);
         buf.push('\n');
         if t.ends_with(';') {
-            let sql = buf
-                .trim()
-                .trim_end_matches(';')
-                .replace("{{prefix}}", prefix);
-            out.push(Step {
-                condition: condition.take(),
-                sql,
-            });
+            let sql = buf.trim().trim_end_matches(';').replace("{{prefix}}", prefix);
+            out.push(Step { condition: condition.take(), sql });
             buf.clear();
         }
     }
     if !buf.trim().is_empty() {
-        out.push(Step {
-            condition: condition.take(),
-            sql: buf.trim().replace("{{prefix}}", prefix),
-        });
+        out.push(Step { condition: condition.take(), sql: buf.trim().replace("{{prefix}}", prefix) });
     }
     out
 }
@@ -137,12 +117,7 @@ pub struct Status {
 pub fn render_status(rows: &[Status]) -> String {
     let mut s = format!("{:<16}{:<40}{}\n", "Version", "Name", "Status");
     for r in rows {
-        s.push_str(&format!(
-            "{:<16}{:<40}{}\n",
-            r.version,
-            r.name,
-            if r.applied { "Applied" } else { "Pending" }
-        ));
+        s.push_str(&format!("{:<16}{:<40}{}\n", r.version, r.name, if r.applied { "Applied" } else { "Pending" }));
     }
     s
 }
@@ -153,22 +128,11 @@ mod tests {
 
     #[test]
     fn directives_and_prefix_render() {
-        let m = MYSQL
-            .iter()
-            .find(|m| m.version == "20180125194653")
-            .unwrap();
+        let m = MYSQL.iter().find(|m| m.version == "20180125194653").unwrap();
         let s = steps(m, "auth_");
         assert_eq!(s.len(), 2);
-        assert_eq!(
-            s[0].condition,
-            Some(Condition::ColumnMissing(
-                "auth_refresh_tokens".into(),
-                "updated_at".into()
-            ))
-        );
-        assert!(s[0]
-            .sql
-            .starts_with("ALTER TABLE auth_refresh_tokens ADD COLUMN"));
+        assert_eq!(s[0].condition, Some(Condition::ColumnMissing("auth_refresh_tokens".into(), "updated_at".into())));
+        assert!(s[0].sql.starts_with("ALTER TABLE auth_refresh_tokens ADD COLUMN"));
         assert_eq!(s[1].condition, None);
         let json = steps(&MYSQL[3], "");
         assert_eq!(json.len(), 4);
@@ -180,24 +144,11 @@ mod tests {
         let v: Vec<&str> = MYSQL.iter().map(|m| m.version).collect();
         assert_eq!(
             &v[..7],
-            [
-                "20171026211738",
-                "20171026211808",
-                "20171026211834",
-                "20180103212743",
-                "20180108183307",
-                "20180119214651",
-                "20180125194653"
-            ]
+            ["20171026211738", "20171026211808", "20171026211834", "20180103212743", "20180108183307", "20180119214651", "20180125194653"]
         );
         let mut sorted = v.clone();
         sorted.sort_unstable();
         assert_eq!(v, sorted);
-        assert!(render_status(&[Status {
-            version: "1".into(),
-            name: "x".into(),
-            applied: false
-        }])
-        .contains("Pending"));
+        assert!(render_status(&[Status { version: "1".into(), name: "x".into(), applied: false }]).contains("Pending"));
     }
 }

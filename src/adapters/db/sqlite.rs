@@ -6,9 +6,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Row as _};
 
 use super::migrate::{self, Condition, Status};
@@ -26,9 +24,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("tables", &self.tables)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("tables", &self.tables).finish_non_exhaustive()
     }
 }
 
@@ -36,10 +32,7 @@ impl std::fmt::Debug for SqliteStore {
 #[must_use]
 pub fn file_path(url: &SecretString) -> std::path::PathBuf {
     let u = url.expose_secret();
-    let p = u
-        .strip_prefix("sqlite://")
-        .or_else(|| u.strip_prefix("sqlite:"))
-        .unwrap_or(u);
+    let p = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
     std::path::PathBuf::from(p.split('?').next().unwrap_or(p))
 }
 
@@ -48,11 +41,7 @@ impl SqliteStore {
     ///
     /// # Errors
     /// A message naming the failure.
-    pub async fn connect(
-        url: &SecretString,
-        namespace: &str,
-        readers: u32,
-    ) -> Result<Self, String> {
+    pub async fn connect(url: &SecretString, namespace: &str, readers: u32) -> Result<Self, String> {
         super::validate_namespace(namespace)?;
         let path = file_path(url);
         let opts = SqliteConnectOptions::from_str("sqlite:")
@@ -77,12 +66,7 @@ impl SqliteStore {
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
         let tables = Tables::new(namespace);
-        Ok(Self {
-            read,
-            write,
-            sql: Sql::new(&tables),
-            tables,
-        })
+        Ok(Self { read, write, sql: Sql::new(&tables), tables })
     }
 
     /// The writer pool (tests, benchmarks).
@@ -98,18 +82,14 @@ impl SqliteStore {
     }
 
     async fn applied_versions(&self) -> Result<Vec<String>, sqlx::Error> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-        )
-        .bind(&self.tables.migrations)
-        .fetch_one(&self.write)
-        .await?;
+        let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(&self.tables.migrations)
+            .fetch_one(&self.write)
+            .await?;
         if exists == 0 {
             return Ok(Vec::new());
         }
-        sqlx::query_scalar::<_, String>(&format!("SELECT version FROM {}", self.tables.migrations))
-            .fetch_all(&self.write)
-            .await
+        sqlx::query_scalar::<_, String>(&format!("SELECT version FROM {}", self.tables.migrations)).fetch_all(&self.write).await
     }
 
     /// Migration status.
@@ -120,11 +100,7 @@ impl SqliteStore {
         let applied = self.applied_versions().await?;
         Ok(migrate::SQLITE
             .iter()
-            .map(|m| Status {
-                version: m.version.into(),
-                name: m.name.into(),
-                applied: applied.contains(&m.version.to_owned()),
-            })
+            .map(|m| Status { version: m.version.into(), name: m.name.into(), applied: applied.contains(&m.version.to_owned()) })
             .collect())
     }
 
@@ -133,18 +109,12 @@ impl SqliteStore {
     /// # Errors
     /// Database errors, with the failing migration's version.
     pub async fn migrate(&self) -> Result<Vec<Status>, String> {
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (version TEXT NOT NULL UNIQUE)",
-            self.tables.migrations
-        ))
-        .execute(&self.write)
-        .await
-        .map_err(|e| e.to_string())?;
+        sqlx::query(&format!("CREATE TABLE IF NOT EXISTS {} (version TEXT NOT NULL UNIQUE)", self.tables.migrations))
+            .execute(&self.write)
+            .await
+            .map_err(|e| e.to_string())?;
         let applied = self.applied_versions().await.map_err(|e| e.to_string())?;
-        for m in migrate::SQLITE
-            .iter()
-            .filter(|m| !applied.contains(&m.version.to_owned()))
-        {
+        for m in migrate::SQLITE.iter().filter(|m| !applied.contains(&m.version.to_owned())) {
             let mut tx = self.write.begin().await.map_err(|e| e.to_string())?;
             for step in migrate::steps(m, &self.tables.prefix) {
                 if let Some(c) = &step.condition {
@@ -152,19 +122,13 @@ impl SqliteStore {
                         continue;
                     }
                 }
-                sqlx::raw_sql(&step.sql)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| format!("migration {} ({}): {e}", m.version, m.name))?;
+                sqlx::raw_sql(&step.sql).execute(&mut *tx).await.map_err(|e| format!("migration {} ({}): {e}", m.version, m.name))?;
             }
-            sqlx::query(&format!(
-                "INSERT INTO {} (version) VALUES (?)",
-                self.tables.migrations
-            ))
-            .bind(m.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
+            sqlx::query(&format!("INSERT INTO {} (version) VALUES (?)", self.tables.migrations))
+                .bind(m.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())?;
             tracing::info!(version = m.version, name = m.name, "migration applied");
         }
@@ -186,29 +150,21 @@ impl SqliteStore {
     }
 }
 
-async fn holds(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    c: &Condition,
-) -> Result<bool, sqlx::Error> {
+async fn holds(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &Condition) -> Result<bool, sqlx::Error> {
     let (table, name, want_present, is_index) = match c {
         Condition::ColumnMissing(t, col) => (t, col, false, false),
         Condition::ColumnExists(t, col) => (t, col, true, false),
         Condition::IndexMissing(t, idx) => (t, idx, false, true),
     };
     let present = if is_index {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
-        )
-        .bind(name)
-        .fetch_one(&mut **tx)
-        .await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?")
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
         n > 0
     } else {
-        let rows = sqlx::query(&format!("PRAGMA table_info({table})"))
-            .fetch_all(&mut **tx)
-            .await?;
-        rows.iter()
-            .any(|r| r.try_get::<String, _>("name").is_ok_and(|n| &n == name))
+        let rows = sqlx::query(&format!("PRAGMA table_info({table})")).fetch_all(&mut **tx).await?;
+        rows.iter().any(|r| r.try_get::<String, _>("name").is_ok_and(|n| &n == name))
     };
     Ok(present == want_present)
 }

@@ -95,10 +95,7 @@ pub(crate) fn guard_clause(column: TokenColumn) -> &'static str {
 
 /// Metadata as stored: the object's JSON, or `null`.
 pub(crate) fn metadata_json(m: &Metadata) -> String {
-    m.as_ref().map_or_else(
-        || "null".to_owned(),
-        |o| Value::Object(o.clone()).to_string(),
-    )
+    m.as_ref().map_or_else(|| "null".to_owned(), |o| Value::Object(o.clone()).to_string())
 }
 
 /// Reads stored metadata: JSON `null`, `""` and SQL NULL all read as `{}` (SCHEMA.md 4).
@@ -110,9 +107,7 @@ pub(crate) fn parse_metadata(s: Option<String>) -> Result<Metadata, StoreError> 
     match serde_json::from_str::<Value>(&s) {
         Ok(Value::Object(m)) => Ok(Some(m)),
         Ok(Value::Null) => Ok(Some(Map::new())),
-        Ok(_) | Err(_) => Err(StoreError::Backend(
-            "stored metadata is not a JSON object".into(),
-        )),
+        Ok(_) | Err(_) => Err(StoreError::Backend("stored metadata is not a JSON object".into())),
     }
 }
 
@@ -144,9 +139,7 @@ pub(crate) fn epoch() -> DateTime<Utc> {
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use chrono::{DateTime, Utc};
-        use $crate::adapters::db::store::{
-            backend, email_key, epoch, guard_clause, metadata_json, parse_metadata, parse_uuid,
-        };
+        use $crate::adapters::db::store::{backend, email_key, epoch, guard_clause, metadata_json, parse_metadata, parse_uuid};
         use $crate::domain::audit::AuditEntry;
         use $crate::domain::user::User;
         use $crate::ports::tokens::{NewRefreshToken, RefreshToken, TokenStore};
@@ -156,14 +149,8 @@ macro_rules! sql_store {
         type Tx<'a> = sqlx::Transaction<'a, $db>;
 
         fn user_from_row(r: &Row) -> Result<User, StoreError> {
-            let s = |c: &str| -> Result<String, StoreError> {
-                Ok(r.try_get::<Option<String>, _>(c)
-                    .map_err(backend)?
-                    .unwrap_or_default())
-            };
-            let t = |c: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-                r.try_get::<Option<DateTime<Utc>>, _>(c).map_err(backend)
-            };
+            let s = |c: &str| -> Result<String, StoreError> { Ok(r.try_get::<Option<String>, _>(c).map_err(backend)?.unwrap_or_default()) };
+            let t = |c: &str| -> Result<Option<DateTime<Utc>>, StoreError> { r.try_get::<Option<DateTime<Utc>>, _>(c).map_err(backend) };
             Ok(User {
                 instance_id: parse_uuid(r.try_get("instance_id").map_err(backend)?)?,
                 id: parse_uuid(r.try_get("id").map_err(backend)?)?,
@@ -183,10 +170,7 @@ macro_rules! sql_store {
                 last_sign_in_at: t("last_sign_in_at")?,
                 app_metadata: parse_metadata(r.try_get("raw_app_meta_data").map_err(backend)?)?,
                 user_metadata: parse_metadata(r.try_get("raw_user_meta_data").map_err(backend)?)?,
-                is_super_admin: r
-                    .try_get::<Option<bool>, _>("is_super_admin")
-                    .map_err(backend)?
-                    .unwrap_or(false),
+                is_super_admin: r.try_get::<Option<bool>, _>("is_super_admin").map_err(backend)?.unwrap_or(false),
                 created_at: t("created_at")?.unwrap_or_else(epoch),
                 updated_at: t("updated_at")?.unwrap_or_else(epoch),
             })
@@ -196,19 +180,10 @@ macro_rules! sql_store {
             Ok(RefreshToken {
                 instance_id: parse_uuid(r.try_get("instance_id").map_err(backend)?)?,
                 id: r.try_get("id").map_err(backend)?,
-                token: r
-                    .try_get::<Option<String>, _>("token")
-                    .map_err(backend)?
-                    .unwrap_or_default(),
+                token: r.try_get::<Option<String>, _>("token").map_err(backend)?.unwrap_or_default(),
                 user_id: parse_uuid(r.try_get("user_id").map_err(backend)?)?,
-                revoked: r
-                    .try_get::<Option<bool>, _>("revoked")
-                    .map_err(backend)?
-                    .unwrap_or(false),
-                created_at: r
-                    .try_get::<Option<DateTime<Utc>>, _>("created_at")
-                    .map_err(backend)?
-                    .unwrap_or_else(epoch),
+                revoked: r.try_get::<Option<bool>, _>("revoked").map_err(backend)?.unwrap_or(false),
+                created_at: r.try_get::<Option<DateTime<Utc>>, _>("created_at").map_err(backend)?.unwrap_or_else(epoch),
             })
         }
 
@@ -236,11 +211,7 @@ macro_rules! sql_store {
                 self.insert_audit(tx, &effects.audit).await
             }
 
-            async fn insert_refresh(
-                &self,
-                tx: &mut Tx<'_>,
-                g: &NewRefreshToken,
-            ) -> Result<(), StoreError> {
+            async fn insert_refresh(&self, tx: &mut Tx<'_>, g: &NewRefreshToken) -> Result<(), StoreError> {
                 sqlx::query(&self.sql.insert_refresh)
                     .bind(g.instance_id.to_string())
                     .bind(&g.token)
@@ -253,11 +224,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_audit(
-                &self,
-                tx: &mut Tx<'_>,
-                entries: &[AuditEntry],
-            ) -> Result<(), StoreError> {
+            async fn insert_audit(&self, tx: &mut Tx<'_>, entries: &[AuditEntry]) -> Result<(), StoreError> {
                 for e in entries {
                     sqlx::query(&self.sql.insert_audit)
                         .bind(e.instance_id.to_string())
@@ -271,60 +238,25 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn fetch_user(
-                &self,
-                sql: &str,
-                binds: &[Option<String>],
-            ) -> Result<Option<User>, StoreError> {
+            async fn fetch_user(&self, sql: &str, binds: &[Option<String>]) -> Result<Option<User>, StoreError> {
                 let mut q = sqlx::query(sql);
                 for b in binds {
                     q = q.bind(b.clone());
                 }
-                q.fetch_optional(&self.read)
-                    .await
-                    .map_err(backend)?
-                    .as_ref()
-                    .map(user_from_row)
-                    .transpose()
+                q.fetch_optional(&self.read).await.map_err(backend)?.as_ref().map(user_from_row).transpose()
             }
         }
 
         #[async_trait::async_trait]
         impl UserStore for $store {
-            async fn find_user_by_email(
-                &self,
-                instance_id: uuid::Uuid,
-                aud: &str,
-                key: &str,
-            ) -> Result<Option<User>, StoreError> {
-                self.fetch_user(
-                    &self.sql.user_by_email,
-                    &[
-                        Some(instance_id.to_string()),
-                        Some(aud.to_owned()),
-                        Some(key.to_owned()),
-                    ],
-                )
-                .await
+            async fn find_user_by_email(&self, instance_id: uuid::Uuid, aud: &str, key: &str) -> Result<Option<User>, StoreError> {
+                self.fetch_user(&self.sql.user_by_email, &[Some(instance_id.to_string()), Some(aud.to_owned()), Some(key.to_owned())]).await
             }
 
-            async fn find_user_by_id(
-                &self,
-                instance_id: Option<uuid::Uuid>,
-                id: uuid::Uuid,
-            ) -> Result<Option<User>, StoreError> {
+            async fn find_user_by_id(&self, instance_id: Option<uuid::Uuid>, id: uuid::Uuid) -> Result<Option<User>, StoreError> {
                 match instance_id {
-                    Some(i) => {
-                        self.fetch_user(
-                            &self.sql.user_by_id,
-                            &[Some(i.to_string()), Some(id.to_string())],
-                        )
-                        .await
-                    }
-                    None => {
-                        self.fetch_user(&self.sql.user_by_id_any, &[Some(id.to_string())])
-                            .await
-                    }
+                    Some(i) => self.fetch_user(&self.sql.user_by_id, &[Some(i.to_string()), Some(id.to_string())]).await,
+                    None => self.fetch_user(&self.sql.user_by_id_any, &[Some(id.to_string())]).await,
                 }
             }
 
@@ -338,11 +270,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let i = instance_id.map(|i| i.to_string());
-                self.fetch_user(
-                    self.sql.by_token(column),
-                    &[Some(digest.to_owned()), i.clone(), i],
-                )
-                .await
+                self.fetch_user(self.sql.by_token(column), &[Some(digest.to_owned()), i.clone(), i]).await
             }
 
             async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
@@ -373,17 +301,11 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at)
-                    .await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }
 
-            async fn update_user(
-                &self,
-                u: &User,
-                guard: &Guard,
-                effects: &Effects,
-            ) -> Result<(), StoreError> {
+            async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let mut sql = self.sql.update_user.clone();
                 if let Guard::Token(c, _) = guard {
                     sql.push_str(guard_clause(*c));
@@ -418,17 +340,11 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict);
                 }
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at)
-                    .await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }
 
-            async fn delete_user(
-                &self,
-                u: &User,
-                guard: &Guard,
-                effects: &Effects,
-            ) -> Result<(), StoreError> {
+            async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let mut sql = self.sql.delete_user.clone();
                 if let Guard::Token(c, _) = guard {
                     sql.push_str(guard_clause(*c));
@@ -454,23 +370,12 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl TokenStore for $store {
-            async fn find_refresh_token(
-                &self,
-                digest: &str,
-            ) -> Result<Option<RefreshToken>, StoreError> {
-                let row = sqlx::query(&self.sql.refresh_by_token)
-                    .bind(digest)
-                    .fetch_optional(&self.read)
-                    .await
-                    .map_err(backend)?;
+            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
+                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
                 row.as_ref().map(refresh_from_row).transpose()
             }
 
-            async fn grant_refresh_token(
-                &self,
-                token: &NewRefreshToken,
-                audit: &[AuditEntry],
-            ) -> Result<(), StoreError> {
+            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_refresh(&mut tx, token).await?;
                 self.insert_audit(&mut tx, audit).await?;
@@ -484,12 +389,8 @@ macro_rules! sql_store {
                 audit: &[AuditEntry],
             ) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
-                let done = sqlx::query(&self.sql.revoke_refresh)
-                    .bind(new.created_at)
-                    .bind(old.id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                let done =
+                    sqlx::query(&self.sql.revoke_refresh).bind(new.created_at).bind(old.id).execute(&mut *tx).await.map_err(backend)?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict);
                 }

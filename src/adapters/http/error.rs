@@ -48,6 +48,8 @@ pub enum ApiError {
         /// Also clear the `nf_jwt` cookie.
         clear_cookie: bool,
     },
+    /// 401 from bearer authentication, which also clears the access-token cookie.
+    Unauthorized(String),
     /// A 500 whose cause is logged, not shown.
     Internal {
         /// Public message.
@@ -68,19 +70,12 @@ pub struct NeedsErrorId(pub String);
 impl ApiError {
     /// Shape A.
     pub fn http(status: StatusCode, msg: impl Into<String>) -> Self {
-        Self::Http {
-            status,
-            msg: msg.into(),
-        }
+        Self::Http { status, msg: msg.into() }
     }
 
     /// Shape B.
     pub fn oauth(code: OAuthCode, description: impl Into<String>) -> Self {
-        Self::OAuth {
-            code,
-            description: description.into(),
-            clear_cookie: false,
-        }
+        Self::OAuth { code, description: description.into(), clear_cookie: false }
     }
 }
 
@@ -92,41 +87,24 @@ impl From<AuthError> for ApiError {
         match e {
             A::EmailProviderDisabled => Self::http(S::BAD_REQUEST, msg),
             A::SignupDisabled => Self::http(S::FORBIDDEN, msg),
-            A::PasswordRequired
-            | A::WeakPassword(_)
-            | A::EmailTaken
-            | A::VerifyTokenRequired
-            | A::VerifyTypeRequired => Self::http(S::UNPROCESSABLE_ENTITY, msg),
+            A::PasswordRequired | A::WeakPassword(_) | A::EmailTaken | A::VerifyTokenRequired | A::VerifyTypeRequired => {
+                Self::http(S::UNPROCESSABLE_ENTITY, msg)
+            }
             A::ConfirmationTokenExpired
             | A::RecoveryTokenExpired
             | A::InvitePasswordRequired
             | A::RecoverEmailRequired
             | A::EmailChangeTokenExpired => Self::http(S::UNPROCESSABLE_ENTITY, msg),
-            A::Email(crate::domain::email::EmailError::Empty) => {
-                Self::http(S::UNPROCESSABLE_ENTITY, msg)
-            }
-            A::Email(inner) => Self::http(
-                S::UNPROCESSABLE_ENTITY,
-                format!("Unable to validate email address: {inner}"),
-            ),
-            A::AlreadyRegistered | A::BadUserIdClaim | A::AudienceMismatch => {
-                Self::http(S::BAD_REQUEST, msg)
-            }
-            A::BadCredentials | A::EmailNotConfirmed | A::RefreshTokenExpired => {
-                Self::oauth(OAuthCode::InvalidGrant, msg)
-            }
-            A::InvalidRefreshToken { clear_cookie } => Self::OAuth {
-                code: OAuthCode::InvalidGrant,
-                description: msg,
-                clear_cookie,
-            },
+            A::Email(crate::domain::email::EmailError::Empty) => Self::http(S::UNPROCESSABLE_ENTITY, msg),
+            A::Email(inner) => Self::http(S::UNPROCESSABLE_ENTITY, format!("Unable to validate email address: {inner}")),
+            A::AlreadyRegistered | A::BadUserIdClaim | A::AudienceMismatch => Self::http(S::BAD_REQUEST, msg),
+            A::BadCredentials | A::EmailNotConfirmed | A::RefreshTokenExpired => Self::oauth(OAuthCode::InvalidGrant, msg),
+            A::InvalidRefreshToken { clear_cookie } => Self::OAuth { code: OAuthCode::InvalidGrant, description: msg, clear_cookie },
             A::UnsupportedGrantType => Self::oauth(OAuthCode::UnsupportedGrantType, ""),
             A::RefreshTokenRequired => Self::oauth(OAuthCode::InvalidRequest, msg),
             A::UserNotFound => Self::http(S::NOT_FOUND, msg),
             A::RecoverRateLimited => Self::http(S::TOO_MANY_REQUESTS, msg),
-            A::AppMetadataRequiresAdmin | A::EmailChangeTokenMismatch | A::InvalidUser => {
-                Self::http(S::UNAUTHORIZED, msg)
-            }
+            A::AppMetadataRequiresAdmin | A::EmailChangeTokenMismatch | A::InvalidUser => Self::http(S::UNAUTHORIZED, msg),
             A::Internal { msg, source } => {
                 let mut cause = source.to_string();
                 let mut s: Option<&(dyn std::error::Error + 'static)> = source.source();
@@ -135,10 +113,7 @@ impl From<AuthError> for ApiError {
                     cause.push_str(&inner.to_string());
                     s = inner.source();
                 }
-                Self::Internal {
-                    msg: msg.to_owned(),
-                    cause,
-                }
+                Self::Internal { msg: msg.to_owned(), cause }
             }
         }
     }
@@ -148,10 +123,7 @@ impl From<AuthError> for ApiError {
 #[must_use]
 pub fn clear_cookie_value(key: &str, secure: bool) -> String {
     let past = crate::domain::time::http_date(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
-    format!(
-        "{key}=; Path=/; Expires={past}; Max-Age=0; HttpOnly{}; SameSite=Lax",
-        if secure { "; Secure" } else { "" }
-    )
+    format!("{key}=; Path=/; Expires={past}; Max-Age=0; HttpOnly{}; SameSite=Lax", if secure { "; Secure" } else { "" })
 }
 
 /// Marks a response so that the cookie middleware clears the access-token cookie.
@@ -162,21 +134,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Http { status, msg } => {
-                let mut r = (
-                    status,
-                    go_json(&json!({"code": status.as_u16(), "msg": msg})),
-                )
-                    .into_response();
+                let mut r = (status, go_json(&json!({"code": status.as_u16(), "msg": msg}))).into_response();
                 if status.is_server_error() {
                     r.extensions_mut().insert(NeedsErrorId(msg));
                 }
                 r
             }
-            Self::OAuth {
-                code,
-                description,
-                clear_cookie,
-            } => {
+            Self::Unauthorized(msg) => {
+                let mut r = Self::http(StatusCode::UNAUTHORIZED, msg).into_response();
+                r.extensions_mut().insert(ClearCookie);
+                r
+            }
+            Self::OAuth { code, description, clear_cookie } => {
                 let body = if description.is_empty() {
                     json!({"error": code.as_str()})
                 } else {
@@ -189,11 +158,7 @@ impl IntoResponse for ApiError {
                 r
             }
             Self::Internal { msg, cause } => {
-                let mut r = (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    go_json(&json!({"code": 500, "msg": msg})),
-                )
-                    .into_response();
+                let mut r = (StatusCode::INTERNAL_SERVER_ERROR, go_json(&json!({"code": 500, "msg": msg}))).into_response();
                 r.extensions_mut().insert(NeedsErrorId(msg));
                 r.extensions_mut().insert(InternalCause(cause));
                 r
@@ -205,9 +170,6 @@ impl IntoResponse for ApiError {
 /// Plain-text 404 for unknown routes, as Go's router answers.
 pub async fn not_found() -> Response {
     let mut r = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }

@@ -30,18 +30,8 @@ pub struct ReqCtx(pub Ctx);
 impl FromRequestParts<Arc<HttpState>> for ReqCtx {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<HttpState>,
-    ) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<HttpState>) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
         Ok(Self(Ctx {
             instance_id: state.instance_id,
             config: Arc::clone(&state.config),
@@ -60,67 +50,41 @@ impl FromRequest<Arc<HttpState>> for Body {
     async fn from_request(req: Request, state: &Arc<HttpState>) -> Result<Self, Self::Rejection> {
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(Self(b)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::http(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body too large",
-            )),
-            Err(e) => Err(ApiError::http(
-                StatusCode::BAD_REQUEST,
-                format!("Could not read request body: {e}"),
-            )),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::http(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"))
+            }
+            Err(e) => Err(ApiError::http(StatusCode::BAD_REQUEST, format!("Could not read request body: {e}"))),
         }
     }
 }
 
-fn params<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-    prefix: &str,
-) -> Result<T, ApiError> {
+fn params<T: serde::de::DeserializeOwned + Default>(body: &[u8], prefix: &str) -> Result<T, ApiError> {
     decode(body).map_err(|e| ApiError::http(StatusCode::BAD_REQUEST, format!("{prefix}: {e}")))
 }
 
 /// Extracts and verifies the bearer token; failures answer 401 and clear the cookie.
-fn authenticate(
-    state: &HttpState,
-    headers: &HeaderMap,
-    ctx: &Ctx,
-) -> Result<VerifiedClaims, Response> {
-    let unauthorized = |msg: String| {
-        let mut r = ApiError::http(StatusCode::UNAUTHORIZED, msg).into_response();
-        r.extensions_mut().insert(ClearCookie);
-        r
-    };
-    let token = bearer(headers)
-        .ok_or_else(|| unauthorized("This endpoint requires a Bearer token".into()))?;
-    jwt::verify(token, ctx.jwt_secret(), state.service.now().timestamp())
-        .map_err(|e| unauthorized(format!("Invalid token: {e}")))
+fn authenticate(state: &HttpState, headers: &HeaderMap, ctx: &Ctx) -> Result<VerifiedClaims, ApiError> {
+    let token = bearer(headers).ok_or_else(|| ApiError::Unauthorized("This endpoint requires a Bearer token".into()))?;
+    jwt::verify(token, ctx.jwt_secret(), state.service.now().timestamp()).map_err(|e| ApiError::Unauthorized(format!("Invalid token: {e}")))
 }
 
 /// `Authorization: Bearer <token>` with exactly one space and no whitespace in the token.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = v
-        .strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))?;
+    let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
     (!token.is_empty() && !token.chars().any(char::is_whitespace)).then_some(token)
 }
 
 /// Serialises a token response and sets the access-token cookie when asked (API.md 3.6).
 fn token_reply(state: &HttpState, headers: &HeaderMap, t: &TokenResponse) -> Response {
     let mut r = go_json(t).into_response();
-    let use_cookie = headers
-        .get("x-use-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let use_cookie = headers.get("x-use-cookie").and_then(|v| v.to_str().ok()).unwrap_or("");
     let duration = state.config.cookie.duration;
     if !use_cookie.is_empty() && duration > 0 {
         let mut c = format!("{}={}; Path=/", state.cookie_key, t.access_token);
         if use_cookie != "session" {
             let expires = state.service.now() + chrono::Duration::seconds(duration);
-            c.push_str(&format!(
-                "; Expires={}; Max-Age={duration}",
-                crate::domain::time::http_date(expires)
-            ));
+            c.push_str(&format!("; Expires={}; Max-Age={duration}", crate::domain::time::http_date(expires)));
         }
         c.push_str("; HttpOnly");
         if state.cookie_secure {
@@ -135,7 +99,8 @@ fn token_reply(state: &HttpState, headers: &HeaderMap, t: &TokenResponse) -> Res
 }
 
 pub async fn get_health(State(state): S) -> Response {
-    go_json(&json!({"description": "GoTrue is a user registration and authentication API", "name": "GoTrue", "version": state.version})).into_response()
+    go_json(&json!({"description": "GoTrue is a user registration and authentication API", "name": "GoTrue", "version": state.version}))
+        .into_response()
 }
 
 pub async fn get_settings(State(state): S) -> Response {
@@ -187,43 +152,19 @@ struct SignupBody {
     data: Option<Map<String, Value>>,
 }
 
-pub async fn post_signup(
-    State(state): S,
-    ReqCtx(ctx): ReqCtx,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
+pub async fn post_signup(State(state): S, ReqCtx(ctx): ReqCtx, Body(body): Body) -> Result<Response, ApiError> {
     ctx.require_email_provider()?;
     ctx.require_signup_enabled()?;
     let p: SignupBody = params(&body, "Could not read Signup params")?;
-    let user = state
-        .service
-        .signup(
-            &ctx,
-            SignupParams {
-                email: p.email,
-                password: SecretString::from(p.password),
-                data: p.data,
-            },
-        )
-        .await?;
+    let user = state.service.signup(&ctx, SignupParams { email: p.email, password: SecretString::from(p.password), data: p.data }).await?;
     Ok(go_json(&user.view()).into_response())
 }
 
 /// `/token` parameters: from a urlencoded (or JSON) body first, then the query string.
 fn token_params(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let mut out: HashMap<String, String> =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if ct.starts_with("application/json") {
         if let Ok(Value::Object(o)) = decode::<Value>(body) {
             for (k, v) in o {
@@ -249,36 +190,16 @@ pub async fn post_token(
 ) -> Result<Response, ApiError> {
     ctx.require_email_provider()?;
     if let Some(l) = &state.token_limiter {
-        let key = headers
-            .get(l.header.as_str())
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let key = headers.get(l.header.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !l.allow(key, std::time::Instant::now()) {
-            return Err(ApiError::http(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Rate limit exceeded",
-            ));
+            return Err(ApiError::http(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded"));
         }
     }
     let p = token_params(&headers, &uri, &body);
     let get = |k: &str| p.get(k).map_or("", String::as_str);
     let t = match get("grant_type") {
-        "password" => {
-            state
-                .service
-                .password_grant(
-                    &ctx,
-                    get("username"),
-                    SecretString::from(get("password").to_owned()),
-                )
-                .await?
-        }
-        "refresh_token" => {
-            state
-                .service
-                .refresh_grant(&ctx, get("refresh_token"))
-                .await?
-        }
+        "password" => state.service.password_grant(&ctx, get("username"), SecretString::from(get("password").to_owned())).await?,
+        "refresh_token" => state.service.refresh_grant(&ctx, get("refresh_token")).await?,
         _ => return Err(ApiError::from(AuthError::UnsupportedGrantType)),
     };
     Ok(token_reply(&state, &headers, &t))
@@ -293,24 +214,9 @@ struct VerifyBody {
     password: String,
 }
 
-pub async fn post_verify(
-    State(state): S,
-    ReqCtx(ctx): ReqCtx,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
+pub async fn post_verify(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap, Body(body): Body) -> Result<Response, ApiError> {
     let p: VerifyBody = params(&body, "Could not read verification params")?;
-    let t = state
-        .service
-        .verify(
-            &ctx,
-            VerifyParams {
-                kind: p.kind,
-                token: p.token,
-                password: SecretString::from(p.password),
-            },
-        )
-        .await?;
+    let t = state.service.verify(&ctx, VerifyParams { kind: p.kind, token: p.token, password: SecretString::from(p.password) }).await?;
     Ok(token_reply(&state, &headers, &t))
 }
 
@@ -320,11 +226,7 @@ struct RecoverBody {
     email: String,
 }
 
-pub async fn post_recover(
-    State(state): S,
-    ReqCtx(ctx): ReqCtx,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
+pub async fn post_recover(State(state): S, ReqCtx(ctx): ReqCtx, Body(body): Body) -> Result<Response, ApiError> {
     ctx.require_email_provider()?;
     let p: RecoverBody = params(&body, "Could not read verification params")?;
     state.service.recover(&ctx, &p.email).await?;
@@ -334,7 +236,7 @@ pub async fn post_recover(
 pub async fn post_logout(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap) -> Response {
     let claims = match authenticate(&state, &headers, &ctx) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let mut r = match state.service.logout(&ctx, &claims.sub, &claims.email).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -345,16 +247,13 @@ pub async fn post_logout(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMa
 }
 
 fn caller(c: &VerifiedClaims) -> Caller {
-    Caller {
-        sub: c.sub.clone(),
-        aud: c.aud().to_owned(),
-    }
+    Caller { sub: c.sub.clone(), aud: c.aud().to_owned() }
 }
 
 pub async fn get_user(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap) -> Response {
     let claims = match authenticate(&state, &headers, &ctx) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match state.service.get_user(&ctx, &caller(&claims)).await {
         Ok(u) => go_json(&u.view()).into_response(),
@@ -372,15 +271,10 @@ struct UserBody {
     app_metadata: Option<Map<String, Value>>,
 }
 
-pub async fn put_user(
-    State(state): S,
-    ReqCtx(ctx): ReqCtx,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Response {
+pub async fn put_user(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap, Body(body): Body) -> Response {
     let claims = match authenticate(&state, &headers, &ctx) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let p: UserBody = match params(&body, "Could not read User Update params") {
         Ok(p) => p,
@@ -393,11 +287,7 @@ pub async fn put_user(
         data: p.data,
         app_metadata: p.app_metadata,
     };
-    match state
-        .service
-        .update_user(&ctx, &caller(&claims), update)
-        .await
-    {
+    match state.service.update_user(&ctx, &caller(&claims), update).await {
         Ok(u) => go_json(&u.view()).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

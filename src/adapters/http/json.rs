@@ -18,10 +18,7 @@ use serde_json::{Map, Value};
 /// # Errors
 /// The message to append to the endpoint's prefix.
 pub fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
-    let value = match serde_json::Deserializer::from_slice(body)
-        .into_iter::<Value>()
-        .next()
-    {
+    let value = match serde_json::Deserializer::from_slice(body).into_iter::<Value>().next() {
         None => return Err("EOF".into()),
         Some(Err(e)) if e.is_eof() => return Err("unexpected EOF".into()),
         Some(Err(e)) => return Err(e.to_string()),
@@ -30,12 +27,7 @@ pub fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
     let obj = match value {
         Value::Null => return Ok(T::default()),
         Value::Object(o) => o,
-        other => {
-            return Err(format!(
-                "json: cannot unmarshal {} into an object",
-                kind(&other)
-            ))
-        }
+        other => return Err(format!("json: cannot unmarshal {} into an object", kind(&other))),
     };
     serde_json::from_value(Value::Object(fold_keys(obj))).map_err(|e| format!("json: {e}"))
 }
@@ -70,11 +62,7 @@ fn fold_keys(obj: Map<String, Value>) -> Map<String, Value> {
 struct GoFormatter;
 
 impl serde_json::ser::Formatter for GoFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         let mut start = 0;
         for (i, b) in fragment.bytes().enumerate() {
             let esc: &[u8] = match b {
@@ -114,10 +102,7 @@ pub fn go_json<T: Serialize + ?Sized>(v: &T) -> GoJson {
 impl IntoResponse for GoJson {
     fn into_response(self) -> Response {
         let mut r = self.0.into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
 }
@@ -149,9 +134,6 @@ mod tests {
     #[test]
     fn escapes_html_characters() {
         let out = to_go_json(&serde_json::json!({"a": "<b>&</b>"}));
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"a":"\u003cb\u003e\u0026\u003c/b\u003e"}"#
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":"\u003cb\u003e\u0026\u003c/b\u003e"}"#);
     }
 }

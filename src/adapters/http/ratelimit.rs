@@ -27,10 +27,7 @@ impl HeaderLimiter {
     /// A limiter keyed by `header`.
     #[must_use]
     pub fn new(header: &str) -> Self {
-        Self {
-            header: header.to_owned(),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self { header: header.to_owned(), buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Takes one token for `key`; `false` when the bucket is empty.
@@ -41,20 +38,11 @@ impl HeaderLimiter {
         if map.len() >= MAX_KEYS {
             map.retain(|_, b| now.duration_since(b.created) < FORGET_AFTER);
         }
-        let b = map.entry(key.to_owned()).or_insert(Bucket {
-            tokens: BURST,
-            last: now,
-            created: now,
-        });
+        let b = map.entry(key.to_owned()).or_insert(Bucket { tokens: BURST, last: now, created: now });
         if now.duration_since(b.created) >= FORGET_AFTER {
-            *b = Bucket {
-                tokens: BURST,
-                last: now,
-                created: now,
-            };
+            *b = Bucket { tokens: BURST, last: now, created: now };
         }
-        b.tokens =
-            (b.tokens + now.duration_since(b.last).as_secs_f64() * REFILL_PER_SEC).min(BURST);
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * REFILL_PER_SEC).min(BURST);
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;

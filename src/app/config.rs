@@ -630,7 +630,15 @@ impl Config {
                 automigrate: env.bool("DB_AUTOMIGRATE", driver == DbDriver::Sqlite)?,
                 max_connections: positive_u32(env, "DB_MAX_CONNECTIONS", 16)?,
             },
-            logging: LogConfig { level, file: env.string("LOG_FILE", ""), fields: env.map("LOG_FIELDS")? },
+            logging: {
+                // Read for validation as upstream does; the JSON format makes colours,
+                // quoting and the timestamp format moot.
+                env.bool("LOG_DISABLE_COLORS", false)?;
+                env.bool("LOG_QUOTE_EMPTY_FIELDS", false)?;
+                let _ = env.string("LOG_TSFORMAT", "");
+                let _ = env.string("DB_MIGRATIONS_PATH", "./migrations");
+                LogConfig { level, file: env.string("LOG_FILE", ""), fields: env.map("LOG_FIELDS")? }
+            },
             operator_token: env.secret("OPERATOR_TOKEN", &[]),
             multi_instance_mode: env.bool("MULTIINSTANCEMODE", false)?,
             tracing: TracingConfig {

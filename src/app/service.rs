@@ -212,6 +212,8 @@ impl Service {
             new_email: user.email_change.clone(),
             token: token.to_owned(),
             data: user.user_metadata.clone().unwrap_or_default(),
+            subject_template: ctx.config.mailer.subjects.get(kind).to_owned(),
+            template_url: ctx.config.mailer.templates.get(kind).to_owned(),
         };
         self.mailer.send(&mail).await
     }

@@ -14,7 +14,7 @@ use crate::adapters::crypto::PooledHasher;
 use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
-use crate::adapters::mail::LogMailer;
+use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
 use crate::ports::clock::Clock;
 use crate::ports::mail::Mailer;
 use crate::ports::tokens::TokenStore;
@@ -175,14 +175,7 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
-        None => {
-            if config.instance.smtp.host.is_empty() {
-                tracing::warn!("no SMTP server configured (GOTRUE_SMTP_HOST): mails are not sent, their links are written to the log");
-            } else {
-                tracing::warn!("SMTP delivery is not available in this build yet; mails are written to the log");
-            }
-            Arc::new(LogMailer)
-        }
+        None => mailer(&config)?,
     };
     let service = Service::new(Ports {
         users: store.users(),
@@ -205,6 +198,37 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         version: crate::VERSION.to_owned(),
     };
     Ok(Built { router: http::router(Arc::new(state)), store, config })
+}
+
+/// The configured mailer: SMTP when `SMTP_HOST` is set, else the log mailer.
+///
+/// # Errors
+/// SMTP settings that can never work (no From address, unreadable CA file).
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, String> {
+    let smtp = &config.instance.smtp;
+    if smtp.host.is_empty() {
+        tracing::warn!("no SMTP server configured (GOTRUE_SMTP_HOST): mails are not sent, their links are written to the log");
+        return Ok(Arc::new(LogMailer));
+    }
+    let extra_ca_pem = if smtp.ca_cert.is_empty() {
+        None
+    } else {
+        Some(std::fs::read(&smtp.ca_cert).map_err(|e| format!("could not read GOTRUE_SMTP_CA_CERT {}: {e}", smtp.ca_cert))?)
+    };
+    let renderer = Renderer::new(FetchSettings { cache_ttl: config.instance.mailer.template_cache_ttl, ..FetchSettings::default() })?;
+    let settings = SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        user: smtp.user.clone(),
+        pass: smtp.pass.clone(),
+        from: smtp.admin_email.clone(),
+        extra_ca_pem,
+        connect_timeout: smtp.connect_timeout,
+        send_timeout: smtp.send_timeout,
+    };
+    let mailer = SmtpMailer::new(settings, Arc::new(renderer))?;
+    tracing::info!(host = %smtp.host, port = smtp.port, "mail is sent over SMTP");
+    Ok(Arc::new(mailer))
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to a minute).

@@ -43,6 +43,11 @@ pub struct User {
     pub email_change: String,
     /// When the email-change mail was sent.
     pub email_change_sent_at: Option<DateTime<Utc>>,
+    /// Digest of the email-change token mailed to the current address (secure email change
+    /// only; `""` otherwise or once that link was followed).
+    pub email_change_token_current: String,
+    /// Secure email change: one of the two links has been followed.
+    pub email_change_half_confirmed: bool,
     /// Last successful sign-in.
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Operator-controlled metadata (`provider`, `roles`, ...).
@@ -89,6 +94,8 @@ impl User {
             email_change_token: String::new(),
             email_change: String::new(),
             email_change_sent_at: None,
+            email_change_token_current: String::new(),
+            email_change_half_confirmed: false,
             last_sign_in_at: None,
             app_metadata: Some(app),
             user_metadata,

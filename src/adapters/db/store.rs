@@ -31,7 +31,7 @@ pub(crate) struct Sql {
 
 const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_password, confirmed_at, invited_at, \
     confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
-    email_change_sent_at, last_sign_in_at, CAST(raw_app_meta_data AS CHAR) AS raw_app_meta_data, \
+    email_change_sent_at, email_change_token_current, email_change_confirm_status, last_sign_in_at, CAST(raw_app_meta_data AS CHAR) AS raw_app_meta_data, \
     CAST(raw_user_meta_data AS CHAR) AS raw_user_meta_data, is_super_admin, created_at, updated_at";
 
 impl Sql {
@@ -39,8 +39,9 @@ impl Sql {
         let select = format!("SELECT {USER_COLUMNS} FROM {}", t.users);
         let set = "instance_id = ?, aud = ?, role = ?, email = ?, email_key = ?, encrypted_password = ?, confirmed_at = ?, \
             invited_at = ?, confirmation_token = ?, confirmation_sent_at = ?, recovery_token = ?, recovery_sent_at = ?, \
-            email_change_token = ?, email_change = ?, email_change_sent_at = ?, last_sign_in_at = ?, raw_app_meta_data = ?, \
-            raw_user_meta_data = ?, is_super_admin = ?, updated_at = ?";
+            email_change_token = ?, email_change = ?, email_change_sent_at = ?, email_change_token_current = ?, \
+            email_change_confirm_status = ?, last_sign_in_at = ?, raw_app_meta_data = ?, raw_user_meta_data = ?, is_super_admin = ?, \
+            updated_at = ?";
         Self {
             user_by_email: format!("{select} WHERE instance_id = ? AND aud = ? AND email_key = ? LIMIT 1"),
             user_by_id: format!("{select} WHERE instance_id = ? AND id = ? LIMIT 1"),
@@ -51,8 +52,9 @@ impl Sql {
             insert_user: format!(
                 "INSERT INTO {} (instance_id, id, aud, role, email, email_key, encrypted_password, confirmed_at, invited_at, \
                  confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
-                 email_change_sent_at, last_sign_in_at, raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 email_change_sent_at, email_change_token_current, email_change_confirm_status, last_sign_in_at, raw_app_meta_data, \
+                 raw_user_meta_data, is_super_admin, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 t.users
             ),
             update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
@@ -167,6 +169,8 @@ macro_rules! sql_store {
                 email_change_token: s("email_change_token")?,
                 email_change: s("email_change")?,
                 email_change_sent_at: t("email_change_sent_at")?,
+                email_change_token_current: s("email_change_token_current")?,
+                email_change_half_confirmed: r.try_get::<Option<bool>, _>("email_change_confirm_status").map_err(backend)?.unwrap_or(false),
                 last_sign_in_at: t("last_sign_in_at")?,
                 app_metadata: parse_metadata(r.try_get("raw_app_meta_data").map_err(backend)?)?,
                 user_metadata: parse_metadata(r.try_get("raw_user_meta_data").map_err(backend)?)?,
@@ -292,6 +296,8 @@ macro_rules! sql_store {
                     .bind(&u.email_change_token)
                     .bind(&u.email_change)
                     .bind(u.email_change_sent_at)
+                    .bind(&u.email_change_token_current)
+                    .bind(u.email_change_half_confirmed)
                     .bind(u.last_sign_in_at)
                     .bind(metadata_json(&u.app_metadata))
                     .bind(metadata_json(&u.user_metadata))
@@ -327,6 +333,8 @@ macro_rules! sql_store {
                     .bind(&u.email_change_token)
                     .bind(&u.email_change)
                     .bind(u.email_change_sent_at)
+                    .bind(&u.email_change_token_current)
+                    .bind(u.email_change_half_confirmed)
                     .bind(u.last_sign_in_at)
                     .bind(metadata_json(&u.app_metadata))
                     .bind(metadata_json(&u.user_metadata))

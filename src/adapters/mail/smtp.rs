@@ -119,7 +119,10 @@ impl SmtpMailer {
     /// A recipient that is not a mail address.
     pub fn message(&self, mail: &Mail, r: &Rendered) -> Result<Message, MailError> {
         let to: Mailbox = mail.to.parse().map_err(|e| MailError(format!("recipient is not a mail address: {e}")))?;
+        // A Message-ID on the sender's domain (RFC 5322 3.6.4); spam filters expect one.
+        let message_id = format!("<{}@{}>", uuid::Uuid::new_v4().simple(), self.from.email.domain());
         Message::builder()
+            .message_id(Some(message_id))
             .from(self.from.clone())
             .to(to)
             .subject(r.subject.clone())
@@ -225,6 +228,7 @@ mod tests {
         assert!(msg.contains("To: \"Ann Example\" <ann@example.com>") || msg.contains("To: Ann Example <ann@example.com>"), "{msg}");
         assert!(msg.contains("Subject: You have been invited"));
         assert!(msg.contains("multipart/alternative"));
+        assert!(msg.contains("Message-ID: <") && msg.contains("@example.com>"), "{msg}");
         assert!(msg.contains("text/plain; charset=utf-8"));
         assert!(msg.contains("text/html; charset=utf-8"));
         let mut bad = mail.clone();

@@ -61,11 +61,7 @@ pub fn html_to_text(html: &str) -> String {
                     out.push_str("- ");
                 }
             }
-            "td" | "th" if !closing => {
-                if !out.ends_with(['\n', ' ']) && !out.is_empty() {
-                    out.push(' ');
-                }
-            }
+            "td" | "th" if !closing && !out.ends_with(['\n', ' ']) && !out.is_empty() => out.push(' '),
             "a" if !closing => link = attr(tag, "href").map(|h| (decode_entities(&h), out.len())),
             "a" => {
                 if let Some((href, start)) = link.take() {

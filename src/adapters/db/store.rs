@@ -135,7 +135,8 @@ pub(crate) fn epoch() -> DateTime<Utc> {
 }
 
 /// Implements `UserStore` and `TokenStore` for a store struct with `read` and `write` pools
-/// and `sql: Sql`, for one sqlx database type. The calling module imports `sqlx::Row`.
+/// and `sql: Sql`, for one sqlx database type. The calling module imports `sqlx::Row` and
+/// provides `async fn rotate(&self, old, new, audit)` (usually delegating to `rotate_in_tx`).
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use chrono::{DateTime, Utc};
@@ -243,6 +244,20 @@ macro_rules! sql_store {
                 }
                 q.execute(&mut **tx).await.map_err(backend)?;
                 Ok(())
+            }
+
+            /// Rotation as a transaction of separate statements (any engine).
+            #[allow(dead_code, reason = "engines with a faster path do not use it")]
+            async fn rotate_in_tx(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let done =
+                    sqlx::query(&self.sql.revoke_refresh).bind(new.created_at).bind(old.id).execute(&mut *tx).await.map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                self.insert_refresh(&mut tx, new).await?;
+                self.insert_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend)
             }
 
             async fn fetch_user(&self, sql: &str, binds: &[Option<String>]) -> Result<Option<User>, StoreError> {
@@ -395,15 +410,7 @@ macro_rules! sql_store {
                 new: &NewRefreshToken,
                 audit: &[AuditEntry],
             ) -> Result<(), StoreError> {
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                let done =
-                    sqlx::query(&self.sql.revoke_refresh).bind(new.created_at).bind(old.id).execute(&mut *tx).await.map_err(backend)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                self.insert_refresh(&mut tx, new).await?;
-                self.insert_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(backend)
+                self.rotate(old, new, audit).await
             }
 
             async fn revoke_user_tokens(

@@ -40,7 +40,8 @@ impl Service {
     async fn caller_user(&self, ctx: &Ctx, caller: &Caller) -> Result<User, AuthError> {
         let id = Uuid::parse_str(&caller.sub).map_err(|_| AuthError::BadUserIdClaim)?;
         if id.is_nil() {
-            return Err(AuthError::BadUserIdClaim);
+            // The system user has no row: upstream looks it up and answers 404 (API.md 4.9).
+            return Err(AuthError::UserNotFound);
         }
         self.users.find_user_by_id(Some(ctx.instance_id), id).await.context("Database error finding user")?.ok_or(AuthError::UserNotFound)
     }
@@ -128,13 +129,16 @@ impl Service {
     /// pending (a token was also mailed to the current address), the first matching link only
     /// records its half; the second one completes the change.
     fn confirm_email_change(ctx: &Ctx, user: &mut User, presented: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), AuthError> {
+        // Upstream's order (API.md 4.10): the age first, when a sending time is known.
+        if user.email_change_sent_at.is_some()
+            && User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true)
+        {
+            return Err(AuthError::EmailChangeTokenExpired);
+        }
         let pending_new = !user.email_change_token.is_empty();
         let pending_current = !user.email_change_token_current.is_empty();
         if user.email_change.is_empty() || !(pending_new || pending_current) {
             return Err(AuthError::EmailChangeTokenMismatch);
-        }
-        if User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true) {
-            return Err(AuthError::EmailChangeTokenExpired);
         }
         let presented = digest(presented);
         let new_ok = pending_new && constant_time_eq(presented.as_bytes(), user.email_change_token.as_bytes());

@@ -301,6 +301,12 @@ impl MySqlStore {
 
 sql_store!(MySqlStore, sqlx::MySql);
 
+impl MySqlStore {
+    async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+        self.rotate_in_tx(old, new, audit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,7 +183,8 @@ impl HookSender for ReqwestHookSender {
         }
         let body = serde_json::to_vec(&Payload { event: event.as_str(), instance_id, user: user.view() })
             .map_err(|e| HookError::Failed { url: shown(url), source: Box::new(e) })?;
-        let header = HeaderValue::from_str(&event.header_value()).map_err(|e| HookError::Failed { url: shown(url), source: Box::new(e) })?;
+        let header =
+            HeaderValue::from_str(&event.header_value()).map_err(|e| HookError::Failed { url: shown(url), source: Box::new(e) })?;
         let attempts = policy.attempts.max(1);
         for attempt in 1..=attempts {
             let mut req = self

@@ -75,7 +75,13 @@ impl Service {
     ///
     /// # Errors
     /// [`AuthError::Hook`] with the first failing delivery.
-    pub async fn fire_hooks(&self, ctx: &Ctx, event: HookEvent, user: &mut User, destinations: &[HookDestination]) -> Result<bool, AuthError> {
+    pub async fn fire_hooks(
+        &self,
+        ctx: &Ctx,
+        event: HookEvent,
+        user: &mut User,
+        destinations: &[HookDestination],
+    ) -> Result<bool, AuthError> {
         let policy = DeliveryPolicy { attempts: ctx.config.webhook.retries, timeout: ctx.config.webhook.timeout };
         let mut changed = false;
         for destination in destinations {

@@ -71,7 +71,9 @@ impl Service {
             if !user.is_confirmed() {
                 // Upstream answers any failure of this step, a hook's refusal included, with
                 // this message.
-                self.run_hooks(ctx, HookEvent::Signup, &mut user).await.map_err(|e| AuthError::internal("Database error updating user", e))?;
+                self.run_hooks(ctx, HookEvent::Signup, &mut user)
+                    .await
+                    .map_err(|e| AuthError::internal("Database error updating user", e))?;
                 audit.push(AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now));
                 user.confirm(now);
             }

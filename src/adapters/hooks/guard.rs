@@ -34,17 +34,17 @@ const V4_FORBIDDEN: [(u32, u8); 15] = [
 
 /// IPv6 ranges never reached. Forms embedding an IPv4 address are handled separately.
 const V6_FORBIDDEN: [(u128, u8); 11] = [
-    (0, 96),                                         // ::/96: unspecified, loopback, IPv4-compatible
-    (0x0064_ff9b_0001 << 80, 48),                    // 64:ff9b:1::/48 local-use NAT64
-    (0x0100 << 112, 64),                             // 100::/64 discard-only
-    (0x2001 << 112, 23),                             // 2001::/23 IETF protocol assignments (Teredo, ...)
-    (0x2001_0db8 << 96, 32),                         // 2001:db8::/32 documentation
-    (0x3fff << 112, 20),                             // 3fff::/20 documentation
-    (0x5f00 << 112, 16),                             // 5f00::/16 segment routing
-    (0xfc00 << 112, 7),                              // fc00::/7 unique local
-    (0xfe80 << 112, 10),                             // fe80::/10 link-local
-    (0xfec0 << 112, 10),                             // fec0::/10 site-local (deprecated)
-    (0xff00 << 112, 8),                              // ff00::/8 multicast
+    (0, 96),                      // ::/96: unspecified, loopback, IPv4-compatible
+    (0x0064_ff9b_0001 << 80, 48), // 64:ff9b:1::/48 local-use NAT64
+    (0x0100 << 112, 64),          // 100::/64 discard-only
+    (0x2001 << 112, 23),          // 2001::/23 IETF protocol assignments (Teredo, ...)
+    (0x2001_0db8 << 96, 32),      // 2001:db8::/32 documentation
+    (0x3fff << 112, 20),          // 3fff::/20 documentation
+    (0x5f00 << 112, 16),          // 5f00::/16 segment routing
+    (0xfc00 << 112, 7),           // fc00::/7 unique local
+    (0xfe80 << 112, 10),          // fe80::/10 link-local
+    (0xfec0 << 112, 10),          // fec0::/10 site-local (deprecated)
+    (0xff00 << 112, 8),           // ff00::/8 multicast
 ];
 
 fn in_v4(ip: u32, (net, len): (u32, u8)) -> bool {
@@ -221,7 +221,15 @@ mod tests {
 
     #[test]
     fn ipv6_forms_embedding_ipv4_follow_the_ipv4_rule() {
-        for a in ["::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:0.0.0.0", "::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2002:c0a8:101::"] {
+        for a in [
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::ffff:0.0.0.0",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::",
+        ] {
             assert!(forbidden(a), "{a}");
         }
         for a in ["::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"] {

@@ -58,7 +58,8 @@ pub fn sign(body: &[u8], instance_id: Uuid, now: i64, key: &SecretString) -> Res
     };
     let claims = serde_json::to_vec(&claims)?;
     let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(HEADER), URL_SAFE_NO_PAD.encode(claims));
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(key.expose_secret().as_bytes()), Algorithm::HS256)?;
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(key.expose_secret().as_bytes()), Algorithm::HS256)?;
     Ok(format!("{input}.{signature}"))
 }
 

@@ -220,6 +220,11 @@ fn webhook_sender(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Hook
         if w.secret.is_none() {
             tracing::warn!("GOTRUE_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
         }
+        if w.timeout.saturating_mul(w.retries) >= config.api.request_timeout {
+            tracing::warn!(
+                "GOTRUE_WEBHOOK_RETRIES x GOTRUE_WEBHOOK_TIMEOUT_SEC reaches GOTRUE_API_REQUEST_TIMEOUT: a slow receiver makes requests answer 503"
+            );
+        }
     }
     if w.allow_private {
         tracing::warn!("GOTRUE_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach private, loopback and link-local addresses");

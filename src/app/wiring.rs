@@ -18,7 +18,7 @@ use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::LogMailer;
 use crate::app::hooks::resolve_hook_url;
 use crate::ports::clock::Clock;
-use crate::ports::hooks::HookSender;
+use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::mail::Mailer;
 use crate::ports::tokens::TokenStore;
 use crate::ports::users::UserStore;
@@ -216,6 +216,9 @@ fn webhook_sender(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Hook
         }
         if w.events.is_empty() {
             tracing::warn!("GOTRUE_WEBHOOK_URL is set but GOTRUE_WEBHOOK_EVENTS lists no event: no webhook will be sent");
+        }
+        for e in w.events.iter().filter(|e| !HookEvent::ALL.iter().any(|k| k.as_str() == e.as_str())) {
+            tracing::warn!(event = %e, "GOTRUE_WEBHOOK_EVENTS names an unknown event (known: validate, signup, login, usermodified, userdeleted)");
         }
         if w.secret.is_none() {
             tracing::warn!("GOTRUE_WEBHOOK_SECRET is not set: webhooks are sent unsigned");

@@ -125,9 +125,6 @@ pub enum HookError {
     /// A successful reply whose body could not be read (500).
     #[error("Webhook returned malformed BODY: {0}")]
     UnreadableReply(String),
-    /// The configured URL cannot be used (generic 500).
-    #[error("invalid webhook URL: {0}")]
-    InvalidUrl(String),
 }
 
 /// Delivers signed events.

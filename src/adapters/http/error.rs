@@ -132,7 +132,6 @@ impl From<HookError> for ApiError {
             HookError::Refused => Self::http(S::UNPROCESSABLE_ENTITY, msg),
             HookError::Failed { source, .. } => Self::Internal { msg, cause: error_chain(&*source) },
             HookError::MalformedReply(_) | HookError::UnreadableReply(_) => Self::Internal { cause: msg.clone(), msg },
-            HookError::InvalidUrl(_) => Self::Internal { msg: "Internal server error".into(), cause: msg },
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod recover;
 pub mod service;
 pub mod signup;
 pub mod telemetry;
+#[cfg(test)]
+mod tests;
 pub mod token;
 pub mod user;
 pub mod verify;

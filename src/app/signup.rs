@@ -89,11 +89,13 @@ impl Service {
     async fn signup_again(&self, ctx: &Ctx, mut user: User, p: SignupParams) -> Result<User, AuthError> {
         // Upstream merged `data` for anyone who knew the address (WEAKNESSES.md 3); we merge
         // only when the password matches the one chosen at the first signup.
-        let owner = !user.encrypted_password.is_empty()
-            && self.hasher.verify(p.password.clone(), user.encrypted_password.clone()).await.is_ok_and(|v| v.matches);
-        if !owner {
+        // Exactly one verification either way, so that timing does not tell.
+        let owner = if user.encrypted_password.is_empty() {
             self.hasher.verify_dummy(p.password).await;
-        }
+            false
+        } else {
+            self.hasher.verify(p.password, user.encrypted_password.clone()).await.is_ok_and(|v| v.matches)
+        };
         let now = self.now();
         let mut changed = false;
         if owner {

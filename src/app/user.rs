@@ -40,7 +40,8 @@ impl Service {
     async fn caller_user(&self, ctx: &Ctx, caller: &Caller) -> Result<User, AuthError> {
         let id = Uuid::parse_str(&caller.sub).map_err(|_| AuthError::BadUserIdClaim)?;
         if id.is_nil() {
-            return Err(AuthError::BadUserIdClaim);
+            // The system user has no row: upstream looks it up and answers 404 (API.md 4.9).
+            return Err(AuthError::UserNotFound);
         }
         self.users.find_user_by_id(Some(ctx.instance_id), id).await.context("Database error finding user")?.ok_or(AuthError::UserNotFound)
     }
@@ -80,11 +81,14 @@ impl Service {
         }
         let mut change_mail = None;
         if !p.email_change_token.is_empty() {
+            // Upstream's order (API.md 4.10): the age first, when a sending time is known.
+            if user.email_change_sent_at.is_some()
+                && User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true)
+            {
+                return Err(AuthError::EmailChangeTokenExpired);
+            }
             if user.email_change_token.is_empty() || user.email_change.is_empty() {
                 return Err(AuthError::EmailChangeTokenMismatch);
-            }
-            if User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true) {
-                return Err(AuthError::EmailChangeTokenExpired);
             }
             if !constant_time_eq(digest(&p.email_change_token).as_bytes(), user.email_change_token.as_bytes()) {
                 return Err(AuthError::EmailChangeTokenMismatch);

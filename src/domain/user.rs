@@ -157,7 +157,7 @@ impl User {
     /// Whether a mail sent at `sent_at` is recent enough that another must wait.
     #[must_use]
     pub fn sent_within(sent_at: Option<DateTime<Utc>>, interval: chrono::Duration, now: DateTime<Utc>) -> bool {
-        sent_at.is_some_and(|t| t + interval > now)
+        sent_at.is_some_and(|t| t + interval >= now)
     }
 
     /// Whether a token sent at `sent_at` is past `max_age`. A token whose sending time is

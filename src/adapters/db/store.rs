@@ -225,16 +225,23 @@ macro_rules! sql_store {
             }
 
             async fn insert_audit(&self, tx: &mut Tx<'_>, entries: &[AuditEntry]) -> Result<(), StoreError> {
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                // One statement for all entries: a round trip less per entry.
+                let mut sql = self.sql.insert_audit.clone();
+                for _ in 1..entries.len() {
+                    sql.push_str(", (?, ?, ?, ?)");
+                }
+                let mut q = sqlx::query(&sql);
                 for e in entries {
-                    sqlx::query(&self.sql.insert_audit)
+                    q = q
                         .bind(e.instance_id.to_string())
                         .bind(e.id.to_string())
                         .bind(serde_json::Value::Object(e.payload.clone()).to_string())
-                        .bind(e.created_at)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(backend)?;
+                        .bind(e.created_at);
                 }
+                q.execute(&mut **tx).await.map_err(backend)?;
                 Ok(())
             }
 

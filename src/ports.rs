@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod hasher;
+pub mod hooks;
 pub mod mail;
 pub mod tokens;
 pub mod users;

@@ -2,6 +2,7 @@
 //! upstream's status and message.
 
 use crate::domain::email::EmailError;
+use crate::ports::hooks::HookError;
 use crate::ports::BoxError;
 
 /// A use case failed.
@@ -91,6 +92,10 @@ pub enum AuthError {
     /// Logout by a token whose user cannot be resolved.
     #[error("Invalid user")]
     InvalidUser,
+    /// A `validate`, `signup` or `login` webhook failed or refused; answered with the
+    /// hook's own status and message (HOOKS_AND_MAIL.md 1.5).
+    #[error(transparent)]
+    Hook(#[from] HookError),
     /// Something failed inside; `msg` is upstream's message for it.
     #[error("{msg}")]
     Internal {

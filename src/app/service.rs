@@ -16,6 +16,7 @@ use crate::domain::token::NewToken;
 use crate::domain::user::User;
 use crate::ports::clock::Clock;
 use crate::ports::hasher::PasswordHasher;
+use crate::ports::hooks::HookSender;
 use crate::ports::mail::{Mail, MailError, MailKind, Mailer};
 use crate::ports::tokens::{NewRefreshToken, TokenStore};
 use crate::ports::users::UserStore;
@@ -33,6 +34,8 @@ pub struct Ports {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Webhooks.
+    pub hooks: Arc<dyn HookSender>,
 }
 
 /// The use cases. Cheap to clone.
@@ -43,6 +46,7 @@ pub struct Service {
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hooks: Arc<dyn HookSender>,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -153,7 +157,7 @@ impl Service {
     /// Builds the service from its ports.
     #[must_use]
     pub fn new(p: Ports) -> Self {
-        Self { users: p.users, tokens: p.tokens, mailer: p.mailer, hasher: p.hasher, clock: p.clock }
+        Self { users: p.users, tokens: p.tokens, mailer: p.mailer, hasher: p.hasher, clock: p.clock, hooks: p.hooks }
     }
 
     /// The current time from the injected clock.

@@ -8,6 +8,7 @@ use super::service::{Ctx, Service};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
+use crate::ports::hooks::HookEvent;
 use crate::ports::mail::MailKind;
 use crate::ports::users::{Effects, Guard, StoreError, TokenColumn};
 
@@ -53,7 +54,11 @@ impl Service {
         let now = self.now();
         let mut user = User::new(ctx.instance_id, aud, email, hash, p.data, now);
         user.role.clone_from(&ctx.config.jwt.default_group_name);
+        // Hooks see the user as it will be stored and may veto or rewrite its metadata;
+        // nothing is written before they have answered (HOOKS_AND_MAIL.md 1.1).
+        self.run_hooks(ctx, HookEvent::Validate, &mut user).await?;
         if ctx.config.mailer.autoconfirm {
+            self.run_hooks(ctx, HookEvent::Signup, &mut user).await?;
             user.confirm(now);
             let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now);
             return match self.users.insert_user(&user, &Effects::audit(vec![audit])).await {

@@ -24,6 +24,7 @@ use crate::domain::token::digest;
 use crate::domain::user::User;
 use crate::ports::clock::MockClock;
 use crate::ports::hasher::{MockPasswordHasher, Verified};
+use crate::ports::hooks::MockHookSender;
 use crate::ports::mail::{Mail, MailError, MailKind, MockMailer};
 use crate::ports::tokens::{MockTokenStore, NewRefreshToken, RefreshToken};
 use crate::ports::users::{Effects, Guard, MockUserStore, StoreError, TokenColumn};
@@ -75,11 +76,19 @@ struct Mocks {
     tokens: MockTokenStore,
     mailer: MockMailer,
     hasher: MockPasswordHasher,
+    /// Without `GOTRUE_WEBHOOK_URL` no hook is ever sent: any call panics.
+    hooks: MockHookSender,
 }
 
 impl Mocks {
     fn new() -> Self {
-        Self { users: MockUserStore::new(), tokens: MockTokenStore::new(), mailer: MockMailer::new(), hasher: MockPasswordHasher::new() }
+        Self {
+            users: MockUserStore::new(),
+            tokens: MockTokenStore::new(),
+            mailer: MockMailer::new(),
+            hasher: MockPasswordHasher::new(),
+            hooks: MockHookSender::new(),
+        }
     }
 
     fn service(self) -> Service {
@@ -91,6 +100,7 @@ impl Mocks {
             mailer: Arc::new(self.mailer),
             hasher: Arc::new(self.hasher),
             clock: Arc::new(clock),
+            hooks: Arc::new(self.hooks),
         })
     }
 

@@ -7,6 +7,7 @@ use super::service::{Ctx, Service, TokenResponse};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::email::normalise;
 use crate::domain::token::lookup_digest;
+use crate::ports::hooks::HookEvent;
 use crate::ports::users::{Effects, Guard, StoreError};
 
 impl Service {
@@ -46,6 +47,8 @@ impl Service {
                 }
             }
         }
+        // The hook may refuse the login or rewrite metadata, which the new token then carries.
+        self.run_hooks(ctx, HookEvent::Login, &mut user).await?;
         let now = self.now();
         user.last_sign_in_at = Some(now);
         user.updated_at = now;

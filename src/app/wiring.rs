@@ -13,9 +13,12 @@ use crate::adapters::clock::SystemClock;
 use crate::adapters::crypto::PooledHasher;
 use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
+use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
+use crate::app::hooks::resolve_hook_url;
 use crate::ports::clock::Clock;
+use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::mail::Mailer;
 use crate::ports::tokens::TokenStore;
 use crate::ports::users::UserStore;
@@ -177,13 +180,9 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         Some(m) => m,
         None => mailer(&config)?,
     };
-    let service = Service::new(Ports {
-        users: store.users(),
-        tokens: store.tokens(),
-        mailer,
-        hasher: Arc::new(hasher),
-        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-    });
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let hooks = webhook_sender(&config, Arc::clone(&clock))?;
+    let service = Service::new(Ports { users: store.users(), tokens: store.tokens(), mailer, hasher: Arc::new(hasher), clock, hooks });
     let state = HttpState {
         service,
         instance_id: crate::domain::SINGLE_INSTANCE_ID,
@@ -229,6 +228,36 @@ pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, String> {
     let mailer = SmtpMailer::new(settings, Arc::new(renderer))?;
     tracing::info!(host = %smtp.host, port = smtp.port, "mail is sent over SMTP");
     Ok(Arc::new(mailer))
+}
+
+/// The webhook sender, after checking that `GOTRUE_WEBHOOK_URL` can be used.
+fn webhook_sender(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn HookSender>, String> {
+    let w = &config.instance.webhook;
+    if !w.url.is_empty() {
+        let url = resolve_hook_url(&w.url, &config.instance.site_url).map_err(|e| format!("GOTRUE_WEBHOOK_URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("GOTRUE_WEBHOOK_URL: {url} is not an http or https URL"));
+        }
+        if w.events.is_empty() {
+            tracing::warn!("GOTRUE_WEBHOOK_URL is set but GOTRUE_WEBHOOK_EVENTS lists no event: no webhook will be sent");
+        }
+        for e in w.events.iter().filter(|e| !HookEvent::ALL.iter().any(|k| k.as_str() == e.as_str())) {
+            tracing::warn!(event = %e, "GOTRUE_WEBHOOK_EVENTS names an unknown event (known: validate, signup, login, usermodified, userdeleted)");
+        }
+        if w.secret.is_none() {
+            tracing::warn!("GOTRUE_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
+        }
+        if w.timeout.saturating_mul(w.retries) >= config.api.request_timeout {
+            tracing::warn!(
+                "GOTRUE_WEBHOOK_RETRIES x GOTRUE_WEBHOOK_TIMEOUT_SEC reaches GOTRUE_API_REQUEST_TIMEOUT: a slow receiver makes requests answer 503"
+            );
+        }
+    }
+    if w.allow_private {
+        tracing::warn!("GOTRUE_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach private, loopback and link-local addresses");
+    }
+    let sender = ReqwestHookSender::new(w.allow_private, clock).map_err(|e| format!("could not set up the webhook client: {e}"))?;
+    Ok(Arc::new(sender))
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to a minute).

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod email;
+pub mod identity;
 pub mod metadata;
 pub mod password;
 pub mod time;

@@ -1,8 +1,11 @@
 //! The traits the application needs from the outside world, one file per concern.
 
 pub mod clock;
+pub mod external;
+pub mod flows;
 pub mod hasher;
 pub mod hooks;
+pub mod identities;
 pub mod mail;
 pub mod tokens;
 pub mod users;

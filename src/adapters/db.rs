@@ -5,6 +5,7 @@
 //! set-up and the migration files differ. Table names carry the `DB_NAMESPACE` prefix,
 //! rendered once when the store is built.
 
+mod external;
 pub mod migrate;
 pub mod mysql;
 pub mod sqlite;
@@ -26,6 +27,12 @@ pub struct Tables {
     pub audit: String,
     /// `instances`.
     pub instances: String,
+    /// `identities` (gotrue-rs: external accounts linked to users).
+    pub identities: String,
+    /// `oauth_states` (gotrue-rs: OAuth states already used).
+    pub oauth_states: String,
+    /// `oauth_codes` (gotrue-rs: authorization codes of the PKCE flow).
+    pub oauth_codes: String,
     /// Migration bookkeeping: upstream's shared `schema_migration` for the empty namespace,
     /// `<ns>_schema_migration` otherwise (upstream shared one table between namespaces,
     /// so a second namespace never got its tables, WEAKNESSES.md 39).
@@ -42,6 +49,9 @@ impl Tables {
             refresh_tokens: format!("{prefix}refresh_tokens"),
             audit: format!("{prefix}audit_log_entries"),
             instances: format!("{prefix}instances"),
+            identities: format!("{prefix}identities"),
+            oauth_states: format!("{prefix}oauth_states"),
+            oauth_codes: format!("{prefix}oauth_codes"),
             migrations: format!("{prefix}schema_migration"),
             prefix,
         }

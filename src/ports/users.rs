@@ -97,7 +97,8 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::EmailTaken`] when the new email collides.
     async fn update_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
 
-    /// Deletes the user and their refresh tokens, if `guard` holds, with its effects.
+    /// Deletes the user, their refresh tokens and their external identities, if `guard`
+    /// holds, with its effects.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the guard fails or the row is gone.

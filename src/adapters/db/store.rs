@@ -27,6 +27,8 @@ pub(crate) struct Sql {
     pub(crate) revoke_refresh: String,
     pub(crate) revoke_user_refresh: String,
     pub(crate) delete_user_refresh: String,
+    pub(crate) delete_user_identities: String,
+    pub(crate) external: super::external::ExternalSql,
 }
 
 const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_password, confirmed_at, invited_at, \
@@ -74,6 +76,8 @@ impl Sql {
                 t.refresh_tokens
             ),
             delete_user_refresh: format!("DELETE FROM {} WHERE instance_id = ? AND user_id = ?", t.refresh_tokens),
+            delete_user_identities: format!("DELETE FROM {} WHERE instance_id = ? AND user_id = ?", t.identities),
+            external: super::external::ExternalSql::new(t),
         }
     }
 
@@ -264,6 +268,80 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(backend)
             }
 
+            /// Inserts the user row (inside the caller's transaction).
+            async fn insert_user_row(&self, tx: &mut Tx<'_>, u: &User) -> Result<(), StoreError> {
+                sqlx::query(&self.sql.insert_user)
+                    .bind(u.instance_id.to_string())
+                    .bind(u.id.to_string())
+                    .bind(&u.aud)
+                    .bind(&u.role)
+                    .bind(&u.email)
+                    .bind(email_key(&u.email))
+                    .bind(&u.encrypted_password)
+                    .bind(u.confirmed_at)
+                    .bind(u.invited_at)
+                    .bind(&u.confirmation_token)
+                    .bind(u.confirmation_sent_at)
+                    .bind(&u.recovery_token)
+                    .bind(u.recovery_sent_at)
+                    .bind(&u.email_change_token)
+                    .bind(&u.email_change)
+                    .bind(u.email_change_sent_at)
+                    .bind(&u.email_change_token_current)
+                    .bind(u.email_change_half_confirmed)
+                    .bind(u.last_sign_in_at)
+                    .bind(metadata_json(&u.app_metadata))
+                    .bind(metadata_json(&u.user_metadata))
+                    .bind(u.is_super_admin)
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend)?;
+                Ok(())
+            }
+
+            /// Writes every column of the user row if `guard` holds (inside the caller's
+            /// transaction); [`StoreError::Conflict`] when it does not or the row is gone.
+            async fn update_user_row(&self, tx: &mut Tx<'_>, u: &User, guard: &Guard) -> Result<(), StoreError> {
+                let mut sql = self.sql.update_user.clone();
+                if let Guard::Token(c, _) = guard {
+                    sql.push_str(guard_clause(*c));
+                }
+                let mut q = sqlx::query(&sql)
+                    .bind(u.instance_id.to_string())
+                    .bind(&u.aud)
+                    .bind(&u.role)
+                    .bind(&u.email)
+                    .bind(email_key(&u.email))
+                    .bind(&u.encrypted_password)
+                    .bind(u.confirmed_at)
+                    .bind(u.invited_at)
+                    .bind(&u.confirmation_token)
+                    .bind(u.confirmation_sent_at)
+                    .bind(&u.recovery_token)
+                    .bind(u.recovery_sent_at)
+                    .bind(&u.email_change_token)
+                    .bind(&u.email_change)
+                    .bind(u.email_change_sent_at)
+                    .bind(&u.email_change_token_current)
+                    .bind(u.email_change_half_confirmed)
+                    .bind(u.last_sign_in_at)
+                    .bind(metadata_json(&u.app_metadata))
+                    .bind(metadata_json(&u.user_metadata))
+                    .bind(u.is_super_admin)
+                    .bind(u.updated_at)
+                    .bind(u.id.to_string());
+                if let Guard::Token(_, digest) = guard {
+                    q = q.bind(digest);
+                }
+                let done = q.execute(&mut **tx).await.map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(())
+            }
+
             async fn fetch_user(&self, sql: &str, binds: &[Option<String>]) -> Result<Option<User>, StoreError> {
                 let mut q = sqlx::query(sql);
                 for b in binds {
@@ -301,75 +379,14 @@ macro_rules! sql_store {
 
             async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
-                sqlx::query(&self.sql.insert_user)
-                    .bind(u.instance_id.to_string())
-                    .bind(u.id.to_string())
-                    .bind(&u.aud)
-                    .bind(&u.role)
-                    .bind(&u.email)
-                    .bind(email_key(&u.email))
-                    .bind(&u.encrypted_password)
-                    .bind(u.confirmed_at)
-                    .bind(u.invited_at)
-                    .bind(&u.confirmation_token)
-                    .bind(u.confirmation_sent_at)
-                    .bind(&u.recovery_token)
-                    .bind(u.recovery_sent_at)
-                    .bind(&u.email_change_token)
-                    .bind(&u.email_change)
-                    .bind(u.email_change_sent_at)
-                    .bind(&u.email_change_token_current)
-                    .bind(u.email_change_half_confirmed)
-                    .bind(u.last_sign_in_at)
-                    .bind(metadata_json(&u.app_metadata))
-                    .bind(metadata_json(&u.user_metadata))
-                    .bind(u.is_super_admin)
-                    .bind(u.created_at)
-                    .bind(u.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                self.insert_user_row(&mut tx, u).await?;
                 self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }
 
             async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
-                let mut sql = self.sql.update_user.clone();
-                if let Guard::Token(c, _) = guard {
-                    sql.push_str(guard_clause(*c));
-                }
                 let mut tx = self.write.begin().await.map_err(backend)?;
-                let mut q = sqlx::query(&sql)
-                    .bind(u.instance_id.to_string())
-                    .bind(&u.aud)
-                    .bind(&u.role)
-                    .bind(&u.email)
-                    .bind(email_key(&u.email))
-                    .bind(&u.encrypted_password)
-                    .bind(u.confirmed_at)
-                    .bind(u.invited_at)
-                    .bind(&u.confirmation_token)
-                    .bind(u.confirmation_sent_at)
-                    .bind(&u.recovery_token)
-                    .bind(u.recovery_sent_at)
-                    .bind(&u.email_change_token)
-                    .bind(&u.email_change)
-                    .bind(u.email_change_sent_at)
-                    .bind(&u.email_change_token_current)
-                    .bind(u.email_change_half_confirmed)
-                    .bind(u.last_sign_in_at)
-                    .bind(metadata_json(&u.app_metadata))
-                    .bind(metadata_json(&u.user_metadata))
-                    .bind(u.is_super_admin)
-                    .bind(u.updated_at)
-                    .bind(u.id.to_string());
-                if let Guard::Token(_, digest) = guard {
-                    q = q.bind(digest);
-                }
-                let done = q.execute(&mut *tx).await.map_err(backend)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
+                self.update_user_row(&mut tx, u, guard).await?;
                 self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }
@@ -388,6 +405,12 @@ macro_rules! sql_store {
                     return Err(StoreError::Conflict);
                 }
                 sqlx::query(&self.sql.delete_user_refresh)
+                    .bind(u.instance_id.to_string())
+                    .bind(u.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                sqlx::query(&self.sql.delete_user_identities)
                     .bind(u.instance_id.to_string())
                     .bind(u.id.to_string())
                     .execute(&mut *tx)

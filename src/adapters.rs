@@ -7,3 +7,4 @@ pub mod db;
 pub mod hooks;
 pub mod http;
 pub mod mail;
+pub mod oauth;

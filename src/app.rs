@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod external;
 pub mod hooks;
 pub mod jwt;
 pub mod links;

@@ -2,6 +2,7 @@
 //! use cases of [`crate::app::Service`]; nothing here touches SQL.
 
 pub mod error;
+pub mod external;
 mod handlers;
 pub mod json;
 pub mod middleware;
@@ -65,6 +66,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/logout", post(handlers::post_logout))
         .route("/user", get(handlers::get_user).put(handlers::put_user))
         .route("/user/", get(handlers::get_user).put(handlers::put_user))
+        .route("/authorize", get(external::get_authorize))
+        .route("/callback", get(external::get_callback))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::timeout))

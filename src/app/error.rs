@@ -96,6 +96,9 @@ pub enum AuthError {
     /// hook's own status and message (HOOKS_AND_MAIL.md 1.5).
     #[error(transparent)]
     Hook(#[from] HookError),
+    /// External login (`/authorize`, `/callback`, the `authorization_code` grant).
+    #[error(transparent)]
+    External(#[from] super::external::ExternalError),
     /// Something failed inside; `msg` is upstream's message for it.
     #[error("{msg}")]
     Internal {

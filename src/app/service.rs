@@ -15,8 +15,11 @@ use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYT
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
 use crate::ports::clock::Clock;
+use crate::ports::external::ProviderRegistry;
+use crate::ports::flows::FlowStore;
 use crate::ports::hasher::PasswordHasher;
 use crate::ports::hooks::HookSender;
+use crate::ports::identities::IdentityStore;
 use crate::ports::mail::{Mail, MailError, MailKind, Mailer};
 use crate::ports::tokens::{NewRefreshToken, TokenStore};
 use crate::ports::users::UserStore;
@@ -36,6 +39,12 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Webhooks.
     pub hooks: Arc<dyn HookSender>,
+    /// External login: the providers.
+    pub providers: Arc<dyn ProviderRegistry>,
+    /// External login: identities linked to users.
+    pub identities: Arc<dyn IdentityStore>,
+    /// External login: used states and authorization codes.
+    pub flows: Arc<dyn FlowStore>,
 }
 
 /// The use cases. Cheap to clone.
@@ -47,6 +56,11 @@ pub struct Service {
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: Arc<dyn HookSender>,
+    pub(crate) providers: Arc<dyn ProviderRegistry>,
+    pub(crate) identities: Arc<dyn IdentityStore>,
+    pub(crate) flows: Arc<dyn FlowStore>,
+    /// `OPERATOR_TOKEN`: the key of OAuth states when set.
+    pub(crate) operator_token: Option<SecretString>,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -157,7 +171,26 @@ impl Service {
     /// Builds the service from its ports.
     #[must_use]
     pub fn new(p: Ports) -> Self {
-        Self { users: p.users, tokens: p.tokens, mailer: p.mailer, hasher: p.hasher, clock: p.clock, hooks: p.hooks }
+        Self {
+            users: p.users,
+            tokens: p.tokens,
+            mailer: p.mailer,
+            hasher: p.hasher,
+            clock: p.clock,
+            hooks: p.hooks,
+            providers: p.providers,
+            identities: p.identities,
+            flows: p.flows,
+            operator_token: None,
+        }
+    }
+
+    /// Signs OAuth states with the operator token (upstream's key) instead of the JWT
+    /// secret; an empty token is ignored.
+    #[must_use]
+    pub fn with_operator_token(mut self, token: Option<SecretString>) -> Self {
+        self.operator_token = token.filter(|t| !t.expose_secret().is_empty());
+        self
     }
 
     /// The current time from the injected clock.

@@ -21,6 +21,18 @@ pub struct VerifyParams {
     pub password: SecretString,
 }
 
+/// Whether the user's pending confirmation or invite token is past its age. Invites
+/// expire from `invited_at` (upstream never expired them, WEAKNESSES.md 13).
+pub(crate) fn confirmation_expired(ctx: &Ctx, user: &User, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let mailer = &ctx.config.mailer;
+    match user.invited_at {
+        Some(invited) if user.confirmation_sent_at.is_none_or(|s| s <= invited) => {
+            User::token_expired(Some(invited), Ctx::dur(mailer.invite_max_age), now, true)
+        }
+        _ => User::token_expired(user.confirmation_sent_at, Ctx::dur(mailer.confirmation_max_age), now, true),
+    }
+}
+
 impl Service {
     /// Consumes a confirmation, invite or recovery token and logs the user in.
     ///
@@ -41,14 +53,7 @@ impl Service {
         let mailer = &ctx.config.mailer;
         let mut audit = Vec::new();
         if column == TokenColumn::Confirmation {
-            // Invites expire from `invited_at` (upstream never expired them, WEAKNESSES.md 13).
-            let expired = match user.invited_at {
-                Some(invited) if user.confirmation_sent_at.is_none_or(|s| s <= invited) => {
-                    User::token_expired(Some(invited), Ctx::dur(mailer.invite_max_age), now, true)
-                }
-                _ => User::token_expired(user.confirmation_sent_at, Ctx::dur(mailer.confirmation_max_age), now, true),
-            };
-            if expired {
+            if confirmation_expired(ctx, &user, now) {
                 return Err(AuthError::ConfirmationTokenExpired);
             }
             if user.encrypted_password.is_empty() && user.invited_at.is_some() {

@@ -16,8 +16,11 @@ use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
+use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::app::hooks::resolve_hook_url;
 use crate::ports::clock::Clock;
+use crate::ports::flows::FlowStore;
+use crate::ports::identities::IdentityStore;
 use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::mail::Mailer;
 use crate::ports::tokens::TokenStore;
@@ -75,6 +78,20 @@ impl Store {
     }
 
     fn tokens(&self) -> Arc<dyn TokenStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    fn identities(&self) -> Arc<dyn IdentityStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    fn flows(&self) -> Arc<dyn FlowStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
@@ -182,7 +199,21 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let hooks = webhook_sender(&config, Arc::clone(&clock))?;
-    let service = Service::new(Ports { users: store.users(), tokens: store.tokens(), mailer, hasher: Arc::new(hasher), clock, hooks });
+    let providers = Arc::new(OAuthRegistry::new(
+        oauth::HttpClient::new(oauth::PROVIDER_TIMEOUT).map_err(|e| format!("could not set up the OAuth client: {e}"))?,
+    ));
+    let service = Service::new(Ports {
+        users: store.users(),
+        tokens: store.tokens(),
+        mailer,
+        hasher: Arc::new(hasher),
+        clock,
+        hooks,
+        providers,
+        identities: store.identities(),
+        flows: store.flows(),
+    })
+    .with_operator_token(config.operator_token.clone());
     let state = HttpState {
         service,
         instance_id: crate::domain::SINGLE_INSTANCE_ID,

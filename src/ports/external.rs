@@ -26,8 +26,9 @@ pub struct ProviderSettings {
 pub struct AuthorizeRequest {
     /// The signed `state`.
     pub state: String,
-    /// PKCE S256 challenge (RFC 7636 4.2), sent to providers that accept it.
-    pub pkce_challenge: String,
+    /// PKCE verifier (RFC 7636 4.1); its S256 challenge is sent to providers that accept
+    /// PKCE, the verifier itself only with the code exchange.
+    pub pkce_verifier: String,
     /// OpenID Connect `nonce`, for providers that issue ID tokens.
     pub nonce: String,
 }
@@ -63,6 +64,10 @@ pub enum ProviderError {
     /// `Unsupported provider: <reason>`).
     #[error("{0}")]
     Config(String),
+    /// The provider could not be reached to learn its endpoints or keys (OpenID Connect
+    /// discovery).
+    #[error("{0}")]
+    Unavailable(String),
     /// The code could not be exchanged for a token (or, for OpenID Connect, the ID token
     /// failed its checks).
     #[error("{0}")]
@@ -79,8 +84,8 @@ pub trait ExternalProvider: Send + Sync {
     /// The authorization URL to send the browser to.
     ///
     /// # Errors
-    /// [`ProviderError::Config`] when the provider's endpoints cannot be found (OpenID
-    /// Connect discovery).
+    /// [`ProviderError::Unavailable`] when the provider's endpoints cannot be learnt
+    /// (OpenID Connect discovery).
     async fn authorize_url(&self, request: &AuthorizeRequest) -> Result<String, ProviderError>;
 
     /// Exchanges the code and reads the provider's user.

@@ -21,7 +21,8 @@ pub enum OAuthCode {
 }
 
 impl OAuthCode {
-    const fn as_str(self) -> &'static str {
+    /// The `error` value.
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidRequest => "invalid_request",
@@ -107,6 +108,7 @@ impl From<AuthError> for ApiError {
             A::RecoverRateLimited => Self::http(S::TOO_MANY_REQUESTS, msg),
             A::AppMetadataRequiresAdmin | A::EmailChangeTokenMismatch | A::InvalidUser => Self::http(S::UNAUTHORIZED, msg),
             A::Hook(h) => Self::from(h),
+            A::External(x) => Self::from(x),
             A::Internal { msg, source } => {
                 let mut cause = source.to_string();
                 let mut s: Option<&(dyn std::error::Error + 'static)> = source.source();

@@ -188,18 +188,23 @@ pub async fn post_token(
     uri: Uri,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    ctx.require_email_provider()?;
+    let p = token_params(&headers, &uri, &body);
+    let get = |k: &str| p.get(k).map_or("", String::as_str);
+    // The authorization-code grant finishes an external login, which does not need the
+    // email provider.
+    if get("grant_type") != "authorization_code" {
+        ctx.require_email_provider()?;
+    }
     if let Some(l) = &state.token_limiter {
         let key = headers.get(l.header.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !l.allow(key, std::time::Instant::now()) {
             return Err(ApiError::http(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded"));
         }
     }
-    let p = token_params(&headers, &uri, &body);
-    let get = |k: &str| p.get(k).map_or("", String::as_str);
     let t = match get("grant_type") {
         "password" => state.service.password_grant(&ctx, get("username"), SecretString::from(get("password").to_owned())).await?,
         "refresh_token" => state.service.refresh_grant(&ctx, get("refresh_token")).await?,
+        "authorization_code" => state.service.authorization_code_grant(&ctx, get("code"), get("code_verifier")).await?,
         _ => return Err(ApiError::from(AuthError::UnsupportedGrantType)),
     };
     Ok(token_reply(&state, &headers, &t))

@@ -175,6 +175,9 @@ mod tests {
             hasher: Arc::new(hasher),
             clock: Arc::new(clock),
             hooks: Arc::new(hooks),
+            providers: Arc::new(crate::ports::external::MockProviderRegistry::new()),
+            identities: Arc::new(crate::ports::identities::MockIdentityStore::new()),
+            flows: Arc::new(crate::ports::flows::MockFlowStore::new()),
         })
     }
 

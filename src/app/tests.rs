@@ -101,6 +101,9 @@ impl Mocks {
             hasher: Arc::new(self.hasher),
             clock: Arc::new(clock),
             hooks: Arc::new(self.hooks),
+            providers: Arc::new(crate::ports::external::MockProviderRegistry::new()),
+            identities: Arc::new(crate::ports::identities::MockIdentityStore::new()),
+            flows: Arc::new(crate::ports::flows::MockFlowStore::new()),
         })
     }
 

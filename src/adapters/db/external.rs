@@ -23,15 +23,20 @@ pub(crate) struct ExternalSql {
 const IDENTITY_COLUMNS: &str =
     "id, instance_id, user_id, provider, provider_id, email, email_verified, profile, created_at, updated_at, last_sign_in_at";
 
+/// The same columns to read. MySQL flags `provider_id`'s binary collation (exact
+/// comparison) as binary data, which does not decode as text without the cast.
+const IDENTITY_SELECT: &str = "id, instance_id, user_id, provider, CAST(provider_id AS CHAR) AS provider_id, email, email_verified, \
+    profile, created_at, updated_at, last_sign_in_at";
+
 impl ExternalSql {
     pub(crate) fn new(t: &Tables) -> Self {
         let i = &t.identities;
         Self {
             identity_by_provider: format!(
-                "SELECT {IDENTITY_COLUMNS} FROM {i} WHERE instance_id = ? AND provider = ? AND provider_id = ? LIMIT 1"
+                "SELECT {IDENTITY_SELECT} FROM {i} WHERE instance_id = ? AND provider = ? AND provider_id = ? LIMIT 1"
             ),
             identities_of_user: format!(
-                "SELECT {IDENTITY_COLUMNS} FROM {i} WHERE instance_id = ? AND user_id = ? ORDER BY created_at, id"
+                "SELECT {IDENTITY_SELECT} FROM {i} WHERE instance_id = ? AND user_id = ? ORDER BY created_at, id"
             ),
             insert_identity: format!("INSERT INTO {i} ({IDENTITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             update_identity: format!(

@@ -23,9 +23,8 @@ use std::time::Duration;
 
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse as _,
-    TokenUrl,
+    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse as _, TokenUrl,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::de::DeserializeOwned;
@@ -114,10 +113,16 @@ impl HttpClient {
             .await
             .map_err(|e| ProviderError::UserData(format!("request to the provider failed: {}", e.without_url())))?;
         let status = response.status();
-        let body =
-            response.bytes().await.map_err(|e| ProviderError::UserData(format!("reading the provider's answer failed: {}", e.without_url())))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::UserData(format!("reading the provider's answer failed: {}", e.without_url())))?;
         if !status.is_success() {
-            return Err(ProviderError::UserData(format!("Request failed with status {}:\n{}", status.as_u16(), String::from_utf8_lossy(&body))));
+            return Err(ProviderError::UserData(format!(
+                "Request failed with status {}:\n{}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body)
+            )));
         }
         decode_lenient(&body).map_err(ProviderError::UserData)
     }
@@ -430,7 +435,8 @@ impl ProviderRegistry for OAuthRegistry {
     }
 
     fn build(&self, name: &str, settings: &ProviderSettings) -> Result<Arc<dyn ExternalProvider>, ProviderError> {
-        build_named(name, settings, &self.shared).unwrap_or_else(|| Err(ProviderError::Config(format!("Provider {name} could not be found"))))
+        build_named(name, settings, &self.shared)
+            .unwrap_or_else(|| Err(ProviderError::Config(format!("Provider {name} could not be found"))))
     }
 }
 

@@ -382,7 +382,14 @@ impl Service {
 
     /// EXTERNAL.md 1.4 A, with the invite's age checked and emails compared
     /// case-insensitively.
-    async fn accept_invite(&self, ctx: &Ctx, provider: &str, pu: &ProviderUser, invite: &str, with_grant: bool) -> Result<SignedIn, AuthError> {
+    async fn accept_invite(
+        &self,
+        ctx: &Ctx,
+        provider: &str,
+        pu: &ProviderUser,
+        invite: &str,
+        with_grant: bool,
+    ) -> Result<SignedIn, AuthError> {
         let found = self
             .users
             .find_user_by_token(Some(ctx.instance_id), TokenColumn::Confirmation, invite)
@@ -410,8 +417,7 @@ impl Service {
     /// addresses.
     async fn sign_in_external(&self, ctx: &Ctx, provider: &str, pu: &ProviderUser, with_grant: bool) -> Result<SignedIn, AuthError> {
         let now = self.now();
-        let existing =
-            self.identities.find_identity(ctx.instance_id, provider, &pu.id).await.context("Database error finding identity")?;
+        let existing = self.identities.find_identity(ctx.instance_id, provider, &pu.id).await.context("Database error finding identity")?;
         if let Some(mut identity) = existing {
             let user = self.users.find_user_by_id(Some(ctx.instance_id), identity.user_id).await.context("Database error finding user")?;
             if let Some(user) = user {
@@ -447,8 +453,7 @@ impl Service {
         email: &ProviderEmail,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Identity, AuthError> {
-        let existing =
-            self.identities.find_identity(ctx.instance_id, provider, &pu.id).await.context("Database error finding identity")?;
+        let existing = self.identities.find_identity(ctx.instance_id, provider, &pu.id).await.context("Database error finding identity")?;
         match existing {
             Some(i) if i.user_id != user.id => {
                 let owner = self.users.find_user_by_id(Some(ctx.instance_id), i.user_id).await.context("Database error finding user")?;

@@ -37,5 +37,6 @@ pub trait IdentityStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Conflict`] when the guard fails, the user is gone, or the provider
     /// account is linked to another user.
-    async fn update_user_with_identity(&self, user: &User, guard: &Guard, identity: &Identity, effects: &Effects) -> Result<(), StoreError>;
+    async fn update_user_with_identity(&self, user: &User, guard: &Guard, identity: &Identity, effects: &Effects)
+        -> Result<(), StoreError>;
 }

@@ -31,7 +31,12 @@ pub struct Account {
 
 impl Account {
     pub fn new(email: &str) -> Self {
-        Self { id: "1001".into(), name: "Test User".into(), avatar: "http://example.com/avatar".into(), emails: vec![(email.into(), true, true)] }
+        Self {
+            id: "1001".into(),
+            name: "Test User".into(),
+            avatar: "http://example.com/avatar".into(),
+            emails: vec![(email.into(), true, true)],
+        }
     }
 }
 
@@ -122,12 +127,7 @@ impl FakeProvider {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let fake = Fake {
-            base: url.clone(),
-            script: Arc::default(),
-            seen: Arc::default(),
-            codes: Arc::default(),
-        };
+        let fake = Fake { base: url.clone(), script: Arc::default(), seen: Arc::default(), codes: Arc::default() };
         let app = Router::new()
             .route("/login/oauth/authorize", get(authorize))
             .route("/oauth/authorize", get(authorize))
@@ -189,11 +189,7 @@ async fn authorize(State(f): State<Fake>, uri: Uri) -> Response {
     let code = format!("code-{}", uuid::Uuid::new_v4().simple());
     f.codes.lock().unwrap().insert(
         code.clone(),
-        Issued {
-            redirect_uri: redirect_uri.clone(),
-            challenge: q.get("code_challenge").cloned(),
-            nonce: q.get("nonce").cloned(),
-        },
+        Issued { redirect_uri: redirect_uri.clone(), challenge: q.get("code_challenge").cloned(), nonce: q.get("nonce").cloned() },
     );
     back.query_pairs_mut().append_pair("code", &code).append_pair("state", &state);
     redirect(back.as_str())
@@ -221,7 +217,10 @@ async fn token(State(f): State<Fake>, uri: Uri, headers: HeaderMap, body: String
     let expected_basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
     let client_ok = match &basic {
         Some(b) => !script.refuse_basic_auth && *b == expected_basic,
-        None => form.get("client_id").map(String::as_str) == Some(CLIENT_ID) && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET),
+        None => {
+            form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+        }
     };
     if !client_ok {
         return json_response(401, json!({"error": "invalid_client"}).to_string());
@@ -292,7 +291,13 @@ fn primary(a: &Account) -> Option<&(String, bool, bool)> {
 }
 
 async fn github_user(State(f): State<Fake>, headers: HeaderMap) -> Response {
-    api(&f, &headers, "github_token", false, |a| json!({"id": a.id.parse::<i64>().unwrap_or(0), "login": "octo", "name": a.name, "avatar_url": a.avatar}))
+    api(
+        &f,
+        &headers,
+        "github_token",
+        false,
+        |a| json!({"id": a.id.parse::<i64>().unwrap_or(0), "login": "octo", "name": a.name, "avatar_url": a.avatar}),
+    )
 }
 
 async fn github_emails(State(f): State<Fake>, headers: HeaderMap) -> Response {
@@ -319,26 +324,44 @@ async fn gitlab_emails(State(f): State<Fake>, headers: HeaderMap) -> Response {
                 .iter()
                 .filter(|e| !e.2)
                 .enumerate()
-                .map(|(i, (e, v, _))| if *v { json!({"id": i, "email": e, "confirmed_at": "2012-05-23T09:05:22Z"}) } else { json!({"id": i, "email": e}) })
+                .map(
+                    |(i, (e, v, _))| {
+                        if *v {
+                            json!({"id": i, "email": e, "confirmed_at": "2012-05-23T09:05:22Z"})
+                        } else {
+                            json!({"id": i, "email": e})
+                        }
+                    },
+                )
                 .collect(),
         )
     })
 }
 
 async fn bitbucket_user(State(f): State<Fake>, headers: HeaderMap) -> Response {
-    api(&f, &headers, "bitbucket_token", false, |a| json!({"uuid": format!("{{{}}}", a.id), "display_name": a.name, "avatar": {"href": a.avatar}}))
+    api(
+        &f,
+        &headers,
+        "bitbucket_token",
+        false,
+        |a| json!({"uuid": format!("{{{}}}", a.id), "display_name": a.name, "avatar": {"href": a.avatar}}),
+    )
 }
 
 async fn bitbucket_emails(State(f): State<Fake>, headers: HeaderMap) -> Response {
-    api(&f, &headers, "bitbucket_token", true, |a| {
-        json!({"values": a.emails.iter().map(|(e, v, p)| json!({"email": e, "is_confirmed": v, "is_primary": p})).collect::<Vec<_>>()})
-    })
+    api(
+        &f,
+        &headers,
+        "bitbucket_token",
+        true,
+        |a| json!({"values": a.emails.iter().map(|(e, v, p)| json!({"email": e, "is_confirmed": v, "is_primary": p})).collect::<Vec<_>>()}),
+    )
 }
 
 async fn facebook_me(State(f): State<Fake>, headers: HeaderMap, uri: Uri) -> Response {
     let q = query(&uri);
     let script = f.script.lock().unwrap().clone();
-    let proof_ok = q.get("appsecret_proof").is_some_and(|p| p.len() == 64) && q.get("fields").is_some();
+    let proof_ok = q.get("appsecret_proof").is_some_and(|p| p.len() == 64) && q.contains_key("fields");
     if !proof_ok {
         return json_response(400, json!({"error": {"message": "appsecret_proof missing"}}).to_string());
     }
@@ -348,7 +371,8 @@ async fn facebook_me(State(f): State<Fake>, headers: HeaderMap, uri: Uri) -> Res
     }
     api(&f, &headers, "facebook_token", false, |a| {
         let (first, last) = a.name.split_once(' ').unwrap_or((&a.name, ""));
-        let mut u = json!({"id": a.id, "name": "facebook.slug", "first_name": first, "last_name": last, "picture": {"data": {"url": a.avatar}}});
+        let mut u =
+            json!({"id": a.id, "name": "facebook.slug", "first_name": first, "last_name": last, "picture": {"data": {"url": a.avatar}}});
         if let Some((e, _, _)) = primary(a) {
             u["email"] = json!(e);
         }

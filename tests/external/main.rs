@@ -89,11 +89,8 @@ pub struct Browser {
 impl Default for Browser {
     fn default() -> Self {
         let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(Arc::clone(&jar))
-            .build()
-            .unwrap();
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_provider(Arc::clone(&jar)).build().unwrap();
         Self { client, jar }
     }
 }
@@ -143,8 +140,8 @@ impl Dance {
     pub fn assert_tokens(&self) -> HashMap<String, String> {
         let loc = self.location();
         let f = fragment(&loc);
-        assert!(!f.get("access_token").map_or(true, String::is_empty), "no access token in {loc}");
-        assert!(!f.get("refresh_token").map_or(true, String::is_empty), "no refresh token in {loc}");
+        assert!(!f.get("access_token").is_none_or(String::is_empty), "no access token in {loc}");
+        assert!(!f.get("refresh_token").is_none_or(String::is_empty), "no refresh token in {loc}");
         assert_eq!(f.get("token_type").map(String::as_str), Some("bearer"), "{loc}");
         assert_eq!(f.get("expires_in").map(String::as_str), Some("3600"), "{loc}");
         assert!(!f.contains_key("error") && !f.contains_key("error_description"), "{loc}");
@@ -371,8 +368,12 @@ pub fn decode_hs256(token: &str, key: &str) -> Value {
 
 /// Signs claims (HS256).
 pub fn sign_hs256(claims: &Value, key: &str) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()))
-        .unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// Sets the account every provider reports.

@@ -57,7 +57,10 @@ async fn a_wrong_verifier_burns_the_code() {
     let code = code_for(&app, &challenge).await;
     let (other, _) = pair();
     let r = app.post_form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &other)]).await;
-    assert_eq!(r.json, serde_json::json!({"error": "invalid_grant", "error_description": "code_verifier does not match the code_challenge"}));
+    assert_eq!(
+        r.json,
+        serde_json::json!({"error": "invalid_grant", "error_description": "code_verifier does not match the code_challenge"})
+    );
     let r = app.post_form("/token", &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)]).await;
     assert_eq!(r.json["error_description"], "Invalid authorization code");
 }

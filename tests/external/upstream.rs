@@ -30,7 +30,9 @@ fn scope(p: &str) -> &'static str {
 #[tokio::test]
 async fn unknown_provider_is_unsupported() {
     let app = TestApp::spawn().await;
-    app.authorize(&Browser::default(), "provider=external").await.assert_error(400, "Unsupported provider: Provider external could not be found");
+    app.authorize(&Browser::default(), "provider=external")
+        .await
+        .assert_error(400, "Unsupported provider: Provider external could not be found");
 }
 
 #[tokio::test]
@@ -126,7 +128,12 @@ async fn an_existing_user_is_found_by_a_verified_secondary_email() {
     for p in ["bitbucket", "github", "gitlab"] {
         let secondary = format!("{p}-secondary@example.com");
         let existing = app.existing_user(&secondary, true).await;
-        account(&app, &format!("3{}", p.len()), "Two Addresses", &[(&format!("{p}-main@example.com"), true, true), (&secondary, true, false)]);
+        account(
+            &app,
+            &format!("3{}", p.len()),
+            "Two Addresses",
+            &[(&format!("{p}-main@example.com"), true, true), (&secondary, true, false)],
+        );
         app.dance(p).await.assert_tokens();
         assert_eq!(app.identities(existing.id).await.len(), 1, "{p}: linked through the secondary address");
         assert!(app.user(&format!("{p}-main@example.com")).await.is_none(), "{p}");

@@ -56,6 +56,11 @@ async fn direct(instance_id: Uuid, vars: &[(&str, &str)]) -> Direct {
         hasher: Arc::new(PooledHasher::new(&config.instance.password).unwrap()),
         clock,
         hooks: Arc::new(hooks),
+        providers: Arc::new(gotrue::adapters::oauth::OAuthRegistry::new(
+            gotrue::adapters::oauth::HttpClient::new(gotrue::adapters::oauth::PROVIDER_TIMEOUT).unwrap(),
+        )),
+        identities: Arc::new(store.clone()),
+        flows: Arc::new(store.clone()),
     });
     let ctx = Ctx { instance_id, config: Arc::new(config.instance), aud_header: None, referrer: None };
     Direct { service, ctx, store, _dir: dir }

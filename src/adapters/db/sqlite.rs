@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Row as _};
 
-use super::migrate::{self, Condition, Status};
 use super::external::external_store;
+use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Sql};
 use super::Tables;
 

@@ -202,7 +202,10 @@ mod tests {
         let (c, d, _) = redirect_error(AuthError::SignupDisabled);
         assert_eq!((c.as_str(), d.as_str()), ("access_denied", "Signups not allowed for this instance"));
         let (c, d, cause) = redirect_error(ExternalError::UserData { cause: "x".into() }.into());
-        assert_eq!((c.as_str(), d.as_str(), cause.as_deref()), ("server_error", "Error getting user email from external provider", Some("x")));
+        assert_eq!(
+            (c.as_str(), d.as_str(), cause.as_deref()),
+            ("server_error", "Error getting user email from external provider", Some("x"))
+        );
         let (c, _, _) = redirect_error(ExternalError::InviteEmailMismatch.into());
         assert_eq!(c, "invalid_request");
         let (c, d, _) = redirect_error(ExternalError::Provider { error: "access_denied".into(), description: "no".into() }.into());

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreIdTokenClaims, CoreProviderMetadata};
 use openidconnect::{
-    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
@@ -91,9 +91,9 @@ impl Google {
         // Connect Discovery 1.0, section 3).
         let basic = metadata
             .token_endpoint_auth_methods_supported()
-            .is_none_or(|methods| methods.iter().any(|m| *m == CoreClientAuthMethod::ClientSecretBasic));
-        let redirect =
-            RedirectUrl::new(self.settings.redirect_uri.clone()).map_err(|e| ProviderError::Config(format!("the redirect URI is not valid: {e}")))?;
+            .is_none_or(|methods| methods.contains(&CoreClientAuthMethod::ClientSecretBasic));
+        let redirect = RedirectUrl::new(self.settings.redirect_uri.clone())
+            .map_err(|e| ProviderError::Config(format!("the redirect URI is not valid: {e}")))?;
         Ok(CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
@@ -151,10 +151,8 @@ impl ExternalProvider for Google {
             .request_async(&self.shared.http)
             .await
             .map_err(|e| ProviderError::Exchange(exchange_error_text(&e)))?;
-        let id_token = token
-            .extra_fields()
-            .id_token()
-            .ok_or_else(|| ProviderError::Exchange("the token response carries no ID token".into()))?;
+        let id_token =
+            token.extra_fields().id_token().ok_or_else(|| ProviderError::Exchange("the token response carries no ID token".into()))?;
         let nonce = Nonce::new(exchange.nonce.clone());
         let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
             Ok(c) => c.clone(),

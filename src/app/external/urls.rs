@@ -39,7 +39,15 @@ pub fn with_code(target: &str, code: &str) -> String {
         None => (target, None),
     };
     let param = url::form_urlencoded::Serializer::new(String::new()).append_pair("code", code).finish();
-    let sep = if base.contains('?') { if base.ends_with('?') || base.ends_with('&') { "" } else { "&" } } else { "?" };
+    let sep = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
     let mut out = format!("{base}{sep}{param}");
     if let Some(f) = fragment {
         out.push('#');

@@ -300,6 +300,72 @@ macro_rules! sql_store {
             }
 
             async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let (u, effects) = (u.clone(), effects.clone());
+                self.detached(move |s| async move { s.insert_user_now(&u, &effects).await }).await
+            }
+
+            async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
+                self.detached(move |s| async move { s.update_user_now(&u, &guard, &effects).await }).await
+            }
+
+            async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
+                self.detached(move |s| async move { s.delete_user_now(&u, &guard, &effects).await }).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TokenStore for $store {
+            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
+                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
+                row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let (token, audit) = (token.clone(), audit.to_vec());
+                self.detached(move |s| async move { s.grant_refresh_token_now(&token, &audit).await }).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old: &RefreshToken,
+                new: &NewRefreshToken,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let (old, new, audit) = (old.clone(), new.clone(), audit.to_vec());
+                self.detached(move |s| async move { s.rotate(&old, &new, &audit).await }).await
+            }
+
+            async fn revoke_user_tokens(
+                &self,
+                instance_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let audit = audit.to_vec();
+                self.detached(move |s| async move { s.revoke_user_tokens_now(instance_id, user_id, &audit).await }).await
+            }
+        }
+
+        /// The writes proper; the port methods run them detached (see `detached`).
+        impl $store {
+            /// Runs a write in a task of its own, on a clone of the store, so that it
+            /// finishes even when the caller's future is dropped (client gone, request
+            /// timeout). sqlx's `begin()` is not cancel-safe: a `BEGIN` dropped in flight
+            /// leaves the pooled connection inside a transaction nobody ends
+            /// (launchbadge/sqlx#3932), and SQLite's rotation script holds `BEGIN`..`COMMIT`
+            /// on the only writer connection.
+            async fn detached<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+            where
+                T: Send + 'static,
+                F: FnOnce(Self) -> Fut,
+                Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+            {
+                tokio::spawn(f(self.clone())).await.map_err(|e| StoreError::Backend(Box::new(e)))?
+            }
+
+            async fn insert_user_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 sqlx::query(&self.sql.insert_user)
                     .bind(u.instance_id.to_string())
@@ -333,7 +399,7 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(backend)
             }
 
-            async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+            async fn update_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let mut sql = self.sql.update_user.clone();
                 if let Guard::Token(c, _) = guard {
                     sql.push_str(guard_clause(*c));
@@ -374,7 +440,7 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(backend)
             }
 
-            async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+            async fn delete_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let mut sql = self.sql.delete_user.clone();
                 if let Guard::Token(c, _) = guard {
                     sql.push_str(guard_clause(*c));
@@ -396,32 +462,15 @@ macro_rules! sql_store {
                 self.insert_audit(&mut tx, &effects.audit).await?;
                 tx.commit().await.map_err(backend)
             }
-        }
 
-        #[async_trait::async_trait]
-        impl TokenStore for $store {
-            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
-                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
-                row.as_ref().map(refresh_from_row).transpose()
-            }
-
-            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+            async fn grant_refresh_token_now(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_refresh(&mut tx, token).await?;
                 self.insert_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend)
             }
 
-            async fn rotate_refresh_token(
-                &self,
-                old: &RefreshToken,
-                new: &NewRefreshToken,
-                audit: &[AuditEntry],
-            ) -> Result<(), StoreError> {
-                self.rotate(old, new, audit).await
-            }
-
-            async fn revoke_user_tokens(
+            async fn revoke_user_tokens_now(
                 &self,
                 instance_id: uuid::Uuid,
                 user_id: uuid::Uuid,

@@ -162,6 +162,25 @@ macro_rules! external_store {
             }
 
             async fn insert_user_with_identity(&self, u: &User, identity: &Identity, effects: &Effects) -> Result<(), StoreError> {
+                let (u, identity, effects) = (u.clone(), identity.clone(), effects.clone());
+                self.detached(move |s| async move { s.insert_user_with_identity_now(&u, &identity, &effects).await }).await
+            }
+
+            async fn update_user_with_identity(
+                &self,
+                u: &User,
+                guard: &Guard,
+                identity: &Identity,
+                effects: &Effects,
+            ) -> Result<(), StoreError> {
+                let (u, guard, identity, effects) = (u.clone(), guard.clone(), identity.clone(), effects.clone());
+                self.detached(move |s| async move { s.update_user_with_identity_now(&u, &guard, &identity, &effects).await }).await
+            }
+        }
+
+        /// The writes proper, run detached like `sql_store!`'s (cancel safety).
+        impl $store {
+            async fn insert_user_with_identity_now(&self, u: &User, identity: &Identity, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_user_row(&mut tx, u).await?;
                 self.insert_identity_row(&mut tx, identity).await?;
@@ -169,7 +188,7 @@ macro_rules! external_store {
                 tx.commit().await.map_err(backend)
             }
 
-            async fn update_user_with_identity(
+            async fn update_user_with_identity_now(
                 &self,
                 u: &User,
                 guard: &Guard,
@@ -193,6 +212,29 @@ macro_rules! external_store {
                 expires_at: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
+                let id = id.to_owned();
+                self.detached(move |s| async move { s.use_state_now(instance_id, &id, expires_at, now).await }).await
+            }
+
+            async fn insert_auth_code(&self, code: &AuthCode, now: DateTime<Utc>) -> Result<(), StoreError> {
+                let code = code.clone();
+                self.detached(move |s| async move { s.insert_auth_code_now(&code, now).await }).await
+            }
+
+            async fn take_auth_code(&self, digest: &str) -> Result<Option<AuthCode>, StoreError> {
+                let digest = digest.to_owned();
+                self.detached(move |s| async move { s.take_auth_code_now(&digest).await }).await
+            }
+        }
+
+        impl $store {
+            async fn use_state_now(
+                &self,
+                instance_id: uuid::Uuid,
+                id: &str,
+                expires_at: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
                 sqlx::query(&self.sql.external.purge_states).bind(now).execute(&self.write).await.map_err(backend)?;
                 let res = sqlx::query(&self.sql.external.insert_state)
                     .bind(id)
@@ -207,7 +249,7 @@ macro_rules! external_store {
                 }
             }
 
-            async fn insert_auth_code(&self, code: &AuthCode, now: DateTime<Utc>) -> Result<(), StoreError> {
+            async fn insert_auth_code_now(&self, code: &AuthCode, now: DateTime<Utc>) -> Result<(), StoreError> {
                 sqlx::query(&self.sql.external.purge_codes).bind(now).execute(&self.write).await.map_err(backend)?;
                 sqlx::query(&self.sql.external.insert_code)
                     .bind(&code.digest)
@@ -222,7 +264,7 @@ macro_rules! external_store {
                 Ok(())
             }
 
-            async fn take_auth_code(&self, digest: &str) -> Result<Option<AuthCode>, StoreError> {
+            async fn take_auth_code_now(&self, digest: &str) -> Result<Option<AuthCode>, StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 let row = sqlx::query(&self.sql.external.code_by_digest).bind(digest).fetch_optional(&mut *tx).await.map_err(backend)?;
                 let Some(r) = row else {

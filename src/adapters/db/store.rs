@@ -268,6 +268,121 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(backend)
             }
 
+            async fn fetch_user(&self, sql: &str, binds: &[Option<String>]) -> Result<Option<User>, StoreError> {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = q.bind(b.clone());
+                }
+                q.fetch_optional(&self.read).await.map_err(backend)?.as_ref().map(user_from_row).transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl UserStore for $store {
+            async fn find_user_by_email(&self, instance_id: uuid::Uuid, aud: &str, key: &str) -> Result<Option<User>, StoreError> {
+                self.fetch_user(&self.sql.user_by_email, &[Some(instance_id.to_string()), Some(aud.to_owned()), Some(key.to_owned())]).await
+            }
+
+            async fn find_user_by_id(&self, instance_id: Option<uuid::Uuid>, id: uuid::Uuid) -> Result<Option<User>, StoreError> {
+                match instance_id {
+                    Some(i) => self.fetch_user(&self.sql.user_by_id, &[Some(i.to_string()), Some(id.to_string())]).await,
+                    None => self.fetch_user(&self.sql.user_by_id_any, &[Some(id.to_string())]).await,
+                }
+            }
+
+            async fn find_user_by_token(
+                &self,
+                instance_id: Option<uuid::Uuid>,
+                column: TokenColumn,
+                digest: &str,
+            ) -> Result<Option<User>, StoreError> {
+                if digest.trim().is_empty() {
+                    return Ok(None);
+                }
+                let i = instance_id.map(|i| i.to_string());
+                self.fetch_user(self.sql.by_token(column), &[Some(digest.to_owned()), i.clone(), i]).await
+            }
+
+            async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let (u, effects) = (u.clone(), effects.clone());
+                self.detached(move |s| async move { s.insert_user_now(&u, &effects).await }).await
+            }
+
+            async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
+                self.detached(move |s| async move { s.update_user_now(&u, &guard, &effects).await }).await
+            }
+
+            async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
+                self.detached(move |s| async move { s.delete_user_now(&u, &guard, &effects).await }).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TokenStore for $store {
+            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
+                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
+                row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let (token, audit) = (token.clone(), audit.to_vec());
+                self.detached(move |s| async move { s.grant_refresh_token_now(&token, &audit).await }).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old: &RefreshToken,
+                new: &NewRefreshToken,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let (old, new, audit) = (old.clone(), new.clone(), audit.to_vec());
+                self.detached(move |s| async move { s.rotate(&old, &new, &audit).await }).await
+            }
+
+            async fn revoke_user_tokens(
+                &self,
+                instance_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let audit = audit.to_vec();
+                self.detached(move |s| async move { s.revoke_user_tokens_now(instance_id, user_id, &audit).await }).await
+            }
+        }
+
+        /// The writes proper; the port methods run them detached (see `detached`).
+        impl $store {
+            /// Runs a write in a task of its own, on a clone of the store, so that it
+            /// finishes even when the caller's future is dropped (client gone, request
+            /// timeout). sqlx's `begin()` is not cancel-safe: a `BEGIN` dropped in flight
+            /// leaves the pooled connection inside a transaction nobody ends
+            /// (launchbadge/sqlx#3932), and SQLite's rotation script holds `BEGIN`..`COMMIT`
+            /// on the only writer connection.
+            async fn detached<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+            where
+                T: Send + 'static,
+                F: FnOnce(Self) -> Fut,
+                Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+            {
+                tokio::spawn(f(self.clone())).await.map_err(|e| StoreError::Backend(Box::new(e)))?
+            }
+
+            async fn insert_user_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                self.insert_user_row(&mut tx, u).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn update_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                self.update_user_row(&mut tx, u, guard).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                tx.commit().await.map_err(backend)
+            }
+
             /// Inserts the user row (inside the caller's transaction).
             async fn insert_user_row(&self, tx: &mut Tx<'_>, u: &User) -> Result<(), StoreError> {
                 sqlx::query(&self.sql.insert_user)
@@ -342,56 +457,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn fetch_user(&self, sql: &str, binds: &[Option<String>]) -> Result<Option<User>, StoreError> {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(b.clone());
-                }
-                q.fetch_optional(&self.read).await.map_err(backend)?.as_ref().map(user_from_row).transpose()
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl UserStore for $store {
-            async fn find_user_by_email(&self, instance_id: uuid::Uuid, aud: &str, key: &str) -> Result<Option<User>, StoreError> {
-                self.fetch_user(&self.sql.user_by_email, &[Some(instance_id.to_string()), Some(aud.to_owned()), Some(key.to_owned())]).await
-            }
-
-            async fn find_user_by_id(&self, instance_id: Option<uuid::Uuid>, id: uuid::Uuid) -> Result<Option<User>, StoreError> {
-                match instance_id {
-                    Some(i) => self.fetch_user(&self.sql.user_by_id, &[Some(i.to_string()), Some(id.to_string())]).await,
-                    None => self.fetch_user(&self.sql.user_by_id_any, &[Some(id.to_string())]).await,
-                }
-            }
-
-            async fn find_user_by_token(
-                &self,
-                instance_id: Option<uuid::Uuid>,
-                column: TokenColumn,
-                digest: &str,
-            ) -> Result<Option<User>, StoreError> {
-                if digest.trim().is_empty() {
-                    return Ok(None);
-                }
-                let i = instance_id.map(|i| i.to_string());
-                self.fetch_user(self.sql.by_token(column), &[Some(digest.to_owned()), i.clone(), i]).await
-            }
-
-            async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                self.insert_user_row(&mut tx, u).await?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
-                tx.commit().await.map_err(backend)
-            }
-
-            async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                self.update_user_row(&mut tx, u, guard).await?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
-                tx.commit().await.map_err(backend)
-            }
-
-            async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+            async fn delete_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let mut sql = self.sql.delete_user.clone();
                 if let Guard::Token(c, _) = guard {
                     sql.push_str(guard_clause(*c));
@@ -419,32 +485,15 @@ macro_rules! sql_store {
                 self.insert_audit(&mut tx, &effects.audit).await?;
                 tx.commit().await.map_err(backend)
             }
-        }
 
-        #[async_trait::async_trait]
-        impl TokenStore for $store {
-            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
-                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
-                row.as_ref().map(refresh_from_row).transpose()
-            }
-
-            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+            async fn grant_refresh_token_now(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_refresh(&mut tx, token).await?;
                 self.insert_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend)
             }
 
-            async fn rotate_refresh_token(
-                &self,
-                old: &RefreshToken,
-                new: &NewRefreshToken,
-                audit: &[AuditEntry],
-            ) -> Result<(), StoreError> {
-                self.rotate(old, new, audit).await
-            }
-
-            async fn revoke_user_tokens(
+            async fn revoke_user_tokens_now(
                 &self,
                 instance_id: uuid::Uuid,
                 user_id: uuid::Uuid,

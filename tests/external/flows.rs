@@ -30,7 +30,7 @@ async fn a_returning_user_is_found_by_provider_id_even_with_a_new_address() {
         let claims = super::decode_hs256(&second["access_token"], SECRET);
         assert_eq!(claims["sub"], user.id.to_string());
         assert_eq!(claims["email"], "ann@example.com");
-        assert_eq!(app.audit_actions().await, ["user_signedup", "login"]);
+        assert_eq!(app.audit_actions().await, ["login", "user_signedup"]);
     }
 }
 
@@ -225,5 +225,5 @@ async fn webhooks_and_audit_entries_of_external_logins() {
     account(&app, "10", "Kim", &[("kim@example.com", true, true)]);
     app.dance_with(&Browser::default(), "provider=google&invite_token=inv").await.assert_tokens();
     assert_eq!(events.lock().unwrap().last().map(String::as_str), Some("signup"), "an invite: signup");
-    assert_eq!(app.audit_actions().await, ["user_signedup", "login", "invite_accepted"]);
+    assert_eq!(app.audit_actions().await, ["invite_accepted", "login", "user_signedup"]);
 }

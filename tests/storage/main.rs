@@ -7,6 +7,7 @@
 //! it as `sqlite::name` and `mysql::name` (`cargo test --test storage mysql::`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod external;
 mod fixtures;
 mod harness;
 mod scratch_mysql;
@@ -19,6 +20,10 @@ use gotrue::ports::users::{Effects, Guard, StoreError, TokenColumn};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use external::{
+    a_provider_account_links_to_one_user, auth_codes_are_taken_once, delete_removes_identities, identity_round_trips_with_its_user,
+    linking_refreshes_or_inserts_under_the_users_guard, oauth_states_are_single_use_and_expired_ones_purged,
+};
 use fixtures::{as_read, assert_user, at, audit, full_user, obj, refresh_for, rich_audit, user, AUD};
 use harness::Store;
 
@@ -73,6 +78,12 @@ contract!(
     revoke_user_tokens_deletes_them,
     audit_payload_round_trips,
     namespaces_are_isolated,
+    identity_round_trips_with_its_user,
+    a_provider_account_links_to_one_user,
+    linking_refreshes_or_inserts_under_the_users_guard,
+    delete_removes_identities,
+    oauth_states_are_single_use_and_expired_ones_purged,
+    auth_codes_are_taken_once,
 );
 
 fn is_taken(r: &Result<(), StoreError>) -> bool {

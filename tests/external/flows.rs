@@ -187,6 +187,30 @@ async fn deleting_a_user_deletes_its_identities() {
     }
 }
 
+#[tokio::test]
+async fn an_identity_left_behind_by_another_program_is_taken_over() {
+    for engine in engines() {
+        let app = TestApp::spawn_on(engine, &[]).await;
+        account(&app, "11", "Lu", &[("lu@example.com", true, true)]);
+        app.dance("gitlab").await.assert_tokens();
+        let gone = app.user("lu@example.com").await.unwrap();
+        // The Go server deletes users without knowing about identities.
+        match &app.store {
+            Store::Sqlite(s) => {
+                sqlx::query("DELETE FROM users").execute(s.pool()).await.unwrap();
+            }
+            Store::MySql(s) => {
+                sqlx::query("DELETE FROM users").execute(s.pool()).await.unwrap();
+            }
+        }
+        app.dance("gitlab").await.assert_tokens();
+        let again = app.user("lu@example.com").await.unwrap();
+        assert_ne!(again.id, gone.id);
+        assert_eq!(app.identities(again.id).await.len(), 1, "{engine:?}");
+        assert_eq!(app.count("identities").await, 1, "{engine:?}: the row was re-pointed, not duplicated");
+    }
+}
+
 async fn hook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let s = Arc::clone(&seen);

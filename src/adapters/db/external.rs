@@ -35,12 +35,10 @@ impl ExternalSql {
             identity_by_provider: format!(
                 "SELECT {IDENTITY_SELECT} FROM {i} WHERE instance_id = ? AND provider = ? AND provider_id = ? LIMIT 1"
             ),
-            identities_of_user: format!(
-                "SELECT {IDENTITY_SELECT} FROM {i} WHERE instance_id = ? AND user_id = ? ORDER BY created_at, id"
-            ),
+            identities_of_user: format!("SELECT {IDENTITY_SELECT} FROM {i} WHERE instance_id = ? AND user_id = ? ORDER BY created_at, id"),
             insert_identity: format!("INSERT INTO {i} ({IDENTITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             update_identity: format!(
-                "UPDATE {i} SET email = ?, email_verified = ?, profile = ?, updated_at = ?, last_sign_in_at = ? WHERE id = ? AND user_id = ?"
+                "UPDATE {i} SET user_id = ?, email = ?, email_verified = ?, profile = ?, updated_at = ?, last_sign_in_at = ? WHERE id = ?"
             ),
             purge_states: format!("DELETE FROM {} WHERE expires_at < ?", t.oauth_states),
             insert_state: format!("INSERT INTO {} (id, instance_id, expires_at) VALUES (?, ?, ?)", t.oauth_states),
@@ -113,16 +111,17 @@ macro_rules! external_store {
                 Ok(())
             }
 
-            /// Refreshes an existing identity, or inserts it when there is none with its id.
+            /// Refreshes the identity with this id (re-pointing it when its user is gone), or
+            /// inserts it when there is none.
             async fn upsert_identity_row(&self, tx: &mut Tx<'_>, i: &Identity) -> Result<(), StoreError> {
                 let done = sqlx::query(&self.sql.external.update_identity)
+                    .bind(i.user_id.to_string())
                     .bind(&i.email)
                     .bind(i.email_verified)
                     .bind(serde_json::Value::Object(i.profile.clone()).to_string())
                     .bind(i.updated_at)
                     .bind(i.last_sign_in_at)
                     .bind(i.id.to_string())
-                    .bind(i.user_id.to_string())
                     .execute(&mut **tx)
                     .await
                     .map_err(backend)?;
@@ -183,7 +182,7 @@ macro_rules! external_store {
             async fn insert_user_with_identity_now(&self, u: &User, identity: &Identity, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_user_row(&mut tx, u).await?;
-                self.insert_identity_row(&mut tx, identity).await?;
+                self.upsert_identity_row(&mut tx, identity).await?;
                 self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }

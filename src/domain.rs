@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod email;
 pub mod metadata;
+pub mod page;
 pub mod password;
 pub mod time;
 pub mod token;

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::admin::AdminSettings;
 use super::config::InstanceConfig;
 use super::error::{AuthError, Context as _};
 use super::{jwt, links};
@@ -14,6 +15,7 @@ use crate::domain::email::Email;
 use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYTES};
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
+use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
 use crate::ports::hasher::PasswordHasher;
 use crate::ports::mail::{Mail, MailError, MailKind, Mailer};
@@ -27,6 +29,8 @@ pub struct Ports {
     pub users: Arc<dyn UserStore>,
     /// Refresh tokens.
     pub tokens: Arc<dyn TokenStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditStore>,
     /// Mail.
     pub mailer: Arc<dyn Mailer>,
     /// Password hashing.
@@ -40,9 +44,11 @@ pub struct Ports {
 pub struct Service {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) audit: Arc<dyn AuditStore>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) admin: Arc<AdminSettings>,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -153,7 +159,22 @@ impl Service {
     /// Builds the service from its ports.
     #[must_use]
     pub fn new(p: Ports) -> Self {
-        Self { users: p.users, tokens: p.tokens, mailer: p.mailer, hasher: p.hasher, clock: p.clock }
+        Self {
+            users: p.users,
+            tokens: p.tokens,
+            audit: p.audit,
+            mailer: p.mailer,
+            hasher: p.hasher,
+            clock: p.clock,
+            admin: Arc::new(AdminSettings::default()),
+        }
+    }
+
+    /// Sets the operator token, the system-user switch and the export secret.
+    #[must_use]
+    pub fn with_admin_settings(mut self, settings: AdminSettings) -> Self {
+        self.admin = Arc::new(settings);
+        self
     }
 
     /// The current time from the injected clock.

@@ -51,7 +51,7 @@ impl Service {
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::Login, None, now);
-        let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false };
+        let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false, retract_audit: Vec::new() };
         self.users.update_user(&user, &Guard::None, &effects).await.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "password", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
         self.token_response(ctx, &user, grant.secret, now)

@@ -72,7 +72,7 @@ impl Service {
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
-        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: false };
+        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: false, retract_audit: Vec::new() };
         let msg = if column == TokenColumn::Confirmation { "Error confirming user" } else { "Database error updating user" };
         match self.users.update_user(&user, &Guard::Token(column, digest), &effects).await {
             Ok(()) => {}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use super::admin::AdminSettings;
 use super::config::{Config, DbDriver};
 use super::service::{Ports, Service};
 use crate::adapters::clock::SystemClock;
@@ -15,6 +16,7 @@ use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::LogMailer;
+use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
 use crate::ports::mail::Mailer;
 use crate::ports::tokens::TokenStore;
@@ -76,6 +78,23 @@ impl Store {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
+    }
+
+    fn audit(&self) -> Arc<dyn AuditStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Migrates when configured to, else refuses a schema that is not up to date.
+    async fn ensure_schema(&self, automigrate: bool) -> Result<(), String> {
+        if automigrate {
+            self.migrate().await?;
+        } else if self.status().await?.iter().any(|s| !s.applied) {
+            return Err("the database schema is not up to date: run `gotrue migrate` (or set GOTRUE_DB_AUTOMIGRATE=true)".into());
+        }
+        Ok(())
     }
 
     /// Closes the pools.
@@ -167,11 +186,7 @@ pub struct Built {
 pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, String> {
     resolve_defaults(&mut config)?;
     let store = Store::open(&config).await?;
-    if config.db.automigrate {
-        store.migrate().await?;
-    } else if store.status().await?.iter().any(|s| !s.applied) {
-        return Err("the database schema is not up to date: run `gotrue migrate` (or set GOTRUE_DB_AUTOMIGRATE=true)".into());
-    }
+    store.ensure_schema(config.db.automigrate).await?;
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
@@ -187,10 +202,12 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     let service = Service::new(Ports {
         users: store.users(),
         tokens: store.tokens(),
+        audit: store.audit(),
         mailer,
         hasher: Arc::new(hasher),
         clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-    });
+    })
+    .with_admin_settings(admin_settings(&config));
     let state = HttpState {
         service,
         instance_id: crate::domain::SINGLE_INSTANCE_ID,
@@ -205,6 +222,35 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         version: crate::VERSION.to_owned(),
     };
     Ok(Built { router: http::router(Arc::new(state)), store, config })
+}
+
+fn admin_settings(config: &Config) -> AdminSettings {
+    AdminSettings {
+        operator_token: config.operator_token.clone(),
+        system_user_enabled: config.admin.system_user_enabled,
+        export_secret: config.api.export_secret.clone(),
+    }
+}
+
+/// The service without the HTTP front, for the `admin` commands: opens the database (and
+/// migrates it when configured to), mails go to the log, no JWT secret is needed.
+///
+/// # Errors
+/// A message for the operator.
+pub async fn open_service(config: &Config) -> Result<(Service, Store), String> {
+    let store = Store::open(config).await?;
+    store.ensure_schema(config.db.automigrate).await?;
+    let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
+    let service = Service::new(Ports {
+        users: store.users(),
+        tokens: store.tokens(),
+        audit: store.audit(),
+        mailer: Arc::new(LogMailer),
+        hasher: Arc::new(hasher),
+        clock: Arc::new(SystemClock),
+    })
+    .with_admin_settings(admin_settings(config));
+    Ok((service, store))
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to a minute).

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::tokens::NewRefreshToken;
 use super::BoxError;
 use crate::domain::audit::AuditEntry;
+use crate::domain::page::{Page, Pagination, SortDirection};
 use crate::domain::user::User;
 
 /// Storage failures a use case can act on.
@@ -52,6 +53,9 @@ pub struct Effects {
     pub grant: Option<NewRefreshToken>,
     /// Revoke every refresh token of the user first (password change, recovery).
     pub revoke_sessions: bool,
+    /// Ids of audit entries to remove: those recorded by a change this write undoes (an
+    /// invite whose mail could not be sent), so the log does not tell of what never was.
+    pub retract_audit: Vec<Uuid>,
 }
 
 impl Effects {
@@ -60,6 +64,20 @@ impl Effects {
     pub fn audit(entries: Vec<AuditEntry>) -> Self {
         Self { audit: entries, ..Self::default() }
     }
+}
+
+/// Which users a list returns (admin API and CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserListQuery {
+    /// Only this audience; `None`: every audience of the instance.
+    pub aud: Option<String>,
+    /// Only users whose email or `user_metadata.full_name` contains this text,
+    /// case-insensitively (`%` and `_` match themselves).
+    pub filter: Option<String>,
+    /// By creation time, ties by id.
+    pub order: SortDirection,
+    /// Which rows.
+    pub page: Pagination,
 }
 
 /// Users, keyed by id and by (instance, audience, normalised email).
@@ -96,6 +114,12 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::Conflict`] when the guard fails or the row is gone;
     /// [`StoreError::EmailTaken`] when the new email collides.
     async fn update_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
+
+    /// One page of the instance's users matching `query`, and how many match overall.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn list_users(&self, instance_id: Uuid, query: &UserListQuery) -> Result<Page<User>, StoreError>;
 
     /// Deletes the user and their refresh tokens, if `guard` holds, with its effects.
     ///

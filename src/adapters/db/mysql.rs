@@ -8,7 +8,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection as _, Row as _};
 
 use super::migrate::{self, Condition, Status};
-use super::store::{sql_store, Sql};
+use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
 /// Users, tokens and audit entries in MySQL/MariaDB.
@@ -122,7 +122,7 @@ impl MySqlStore {
             {
                 Ok(pool) => {
                     let tables = Tables::new(namespace);
-                    return Ok(Self { read: pool.clone(), write: pool, sql: Sql::new(&tables), tables });
+                    return Ok(Self { read: pool.clone(), write: pool, sql: Sql::new(&tables, Dialect::MySql), tables });
                 }
                 Err(e) => last = e.to_string(),
             }

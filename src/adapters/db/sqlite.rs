@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Connection as _, Row as _};
 
 use super::migrate::{self, Condition, Status};
-use super::store::{sql_store, Sql};
+use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
 /// Users, tokens and audit entries in a SQLite file.
@@ -66,7 +66,7 @@ impl SqliteStore {
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
         let tables = Tables::new(namespace);
-        Ok(Self { read, write, sql: Sql::new(&tables), tables })
+        Ok(Self { read, write, sql: Sql::new(&tables, Dialect::Sqlite), tables })
     }
 
     /// The writer pool (tests, benchmarks).

@@ -5,9 +5,128 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::Tables;
+use crate::domain::audit::{AuditScope, AuditSearch};
 use crate::domain::email::normalise;
 use crate::domain::metadata::Metadata;
+use crate::domain::page::SortDirection;
 use crate::ports::users::{StoreError, TokenColumn};
+
+/// The SQL engine: the statements are the same on both except for a few fragments
+/// (JSON access and case-insensitive matching), which this renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite (JSON1 functions; `LIKE` folds ASCII case).
+    Sqlite,
+    /// MySQL 5.7/8 and MariaDB 10.11: no `->>`, which MariaDB lacks.
+    MySql,
+}
+
+impl Dialect {
+    /// The text of a top-level key of a JSON column (SQL NULL when absent).
+    fn json_text(self, column: &str, key: &str) -> String {
+        match self {
+            // json_extract raises an error on malformed JSON; such a row just does not match.
+            Self::Sqlite => format!("CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{key}') END"),
+            Self::MySql => format!("JSON_UNQUOTE(JSON_EXTRACT({column}, '$.{key}'))"),
+        }
+    }
+
+    /// `<expr> LIKE ?`, case-insensitive, with `!` as the escape character (a backslash
+    /// would depend on MySQL's `NO_BACKSLASH_ESCAPES` mode).
+    fn ilike(self, expr: &str) -> String {
+        match self {
+            Self::Sqlite => format!("{expr} LIKE ? ESCAPE '!'"),
+            Self::MySql => format!("CONVERT({expr} USING utf8mb4) COLLATE utf8mb4_unicode_ci LIKE ? ESCAPE '!'"),
+        }
+    }
+}
+
+/// A `LIKE` pattern matching values that contain `text`, where `%`, `_` and the escape
+/// character `!` match themselves (upstream let `%` and `_` act as wildcards).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The user-list statements: by (audience given, filter given, order).
+#[derive(Debug, Clone)]
+pub(crate) struct ListSql {
+    users: Vec<String>,
+    users_count: Vec<String>,
+    audit: Vec<String>,
+    audit_count: Vec<String>,
+}
+
+impl ListSql {
+    fn new(t: &Tables, d: Dialect) -> Self {
+        let mut users = Vec::new();
+        let mut users_count = Vec::new();
+        for aud in [false, true] {
+            for filter in [false, true] {
+                let mut w = String::from("instance_id = ?");
+                if aud {
+                    w.push_str(" AND aud = ?");
+                }
+                if filter {
+                    // The email side compares the normalised (lower-cased) key, so both
+                    // engines fold case the same way; the name side folds as the engine does.
+                    w.push_str(&format!(
+                        " AND (email_key LIKE ? ESCAPE '!' OR {})",
+                        d.ilike(&d.json_text("raw_user_meta_data", "full_name"))
+                    ));
+                }
+                users_count.push(format!("SELECT COUNT(*) FROM {} WHERE {w}", t.users));
+                for dir in [SortDirection::Asc, SortDirection::Desc] {
+                    users.push(format!(
+                        "SELECT {USER_COLUMNS} FROM {} WHERE {w} ORDER BY created_at {dir}, id {dir} LIMIT ? OFFSET ?",
+                        t.users
+                    ));
+                }
+            }
+        }
+        let mut audit = Vec::new();
+        let mut audit_count = Vec::new();
+        for scope in [None, Some(AuditScope::Author), Some(AuditScope::Action), Some(AuditScope::Type)] {
+            let mut w = String::from("instance_id = ?");
+            if let Some(s) = scope {
+                let ors: Vec<String> = s.fields().iter().map(|f| d.ilike(&d.json_text("payload", f))).collect();
+                w.push_str(&format!(" AND ({})", ors.join(" OR ")));
+            }
+            audit_count.push(format!("SELECT COUNT(*) FROM {} WHERE {w}", t.audit));
+            audit.push(format!(
+                "SELECT id, CAST(payload AS CHAR) AS payload, created_at FROM {} WHERE {w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                t.audit
+            ));
+        }
+        Self { users, users_count, audit, audit_count }
+    }
+
+    /// The page and count statements for a user list.
+    pub(crate) fn users(&self, aud: bool, filter: bool, order: SortDirection) -> (&str, &str) {
+        let i = usize::from(aud) * 2 + usize::from(filter);
+        let dir = usize::from(order == SortDirection::Desc);
+        (&self.users[i * 2 + dir], &self.users_count[i])
+    }
+
+    /// The page and count statements for an audit list.
+    pub(crate) fn audit(&self, search: Option<&AuditSearch>) -> (&str, &str) {
+        let i = match search.map(|s| s.scope) {
+            None => 0,
+            Some(AuditScope::Author) => 1,
+            Some(AuditScope::Action) => 2,
+            Some(AuditScope::Type) => 3,
+        };
+        (&self.audit[i], &self.audit_count[i])
+    }
+}
 
 /// Statements rendered for one namespace.
 #[derive(Debug, Clone)]
@@ -27,6 +146,8 @@ pub(crate) struct Sql {
     pub(crate) revoke_refresh: String,
     pub(crate) revoke_user_refresh: String,
     pub(crate) delete_user_refresh: String,
+    pub(crate) delete_audit: String,
+    pub(crate) lists: ListSql,
 }
 
 const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_password, confirmed_at, invited_at, \
@@ -35,7 +156,7 @@ const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_passwor
     CAST(raw_user_meta_data AS CHAR) AS raw_user_meta_data, is_super_admin, created_at, updated_at";
 
 impl Sql {
-    pub(crate) fn new(t: &Tables) -> Self {
+    pub(crate) fn new(t: &Tables, dialect: Dialect) -> Self {
         let select = format!("SELECT {USER_COLUMNS} FROM {}", t.users);
         let set = "instance_id = ?, aud = ?, role = ?, email = ?, email_key = ?, encrypted_password = ?, confirmed_at = ?, \
             invited_at = ?, confirmation_token = ?, confirmation_sent_at = ?, recovery_token = ?, recovery_sent_at = ?, \
@@ -72,6 +193,8 @@ impl Sql {
                 t.refresh_tokens
             ),
             delete_user_refresh: format!("DELETE FROM {} WHERE instance_id = ? AND user_id = ?", t.refresh_tokens),
+            delete_audit: format!("DELETE FROM {} WHERE id = ?", t.audit),
+            lists: ListSql::new(t, dialect),
         }
     }
 
@@ -134,16 +257,39 @@ pub(crate) fn epoch() -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH
 }
 
+/// A row count or offset as SQL binds it (no engine holds more than `i64::MAX` rows).
+pub(crate) fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A `COUNT(*)` as a row count.
+pub(crate) fn row_count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Reads a stored audit payload; anything but a JSON object reads as an empty object.
+pub(crate) fn parse_payload(s: Option<String>) -> Map<String, Value> {
+    match s.as_deref().map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        _ => Map::new(),
+    }
+}
+
 /// Implements `UserStore` and `TokenStore` for a store struct with `read` and `write` pools
 /// and `sql: Sql`, for one sqlx database type. The calling module imports `sqlx::Row`.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use chrono::{DateTime, Utc};
-        use $crate::adapters::db::store::{backend, email_key, epoch, guard_clause, metadata_json, parse_metadata, parse_uuid};
+        use $crate::adapters::db::store::{
+            backend, contains_pattern, email_key, epoch, guard_clause, metadata_json, parse_metadata, parse_payload, parse_uuid, row_count,
+            sql_int,
+        };
         use $crate::domain::audit::AuditEntry;
+        use $crate::domain::page::Page;
         use $crate::domain::user::User;
+        use $crate::ports::audit::{AuditListQuery, AuditStore};
         use $crate::ports::tokens::{NewRefreshToken, RefreshToken, TokenStore};
-        use $crate::ports::users::{Effects, Guard, StoreError, TokenColumn, UserStore};
+        use $crate::ports::users::{Effects, Guard, StoreError, TokenColumn, UserListQuery, UserStore};
 
         type Row = <$db as sqlx::Database>::Row;
         type Tx<'a> = sqlx::Transaction<'a, $db>;
@@ -187,6 +333,15 @@ macro_rules! sql_store {
             })
         }
 
+        fn audit_from_row(r: &Row, instance_id: uuid::Uuid) -> Result<AuditEntry, StoreError> {
+            Ok(AuditEntry {
+                instance_id,
+                id: parse_uuid(r.try_get("id").map_err(backend)?)?,
+                payload: parse_payload(r.try_get("payload").map_err(backend)?),
+                created_at: r.try_get::<Option<DateTime<Utc>>, _>("created_at").map_err(backend)?.unwrap_or_else(epoch),
+            })
+        }
+
         impl $store {
             async fn apply_effects(
                 &self,
@@ -208,7 +363,15 @@ macro_rules! sql_store {
                 if let Some(g) = &effects.grant {
                     self.insert_refresh(tx, g).await?;
                 }
-                self.insert_audit(tx, &effects.audit).await
+                self.insert_audit(tx, &effects.audit).await?;
+                self.retract_audit(tx, &effects.retract_audit).await
+            }
+
+            async fn retract_audit(&self, tx: &mut Tx<'_>, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+                for id in ids {
+                    sqlx::query(&self.sql.delete_audit).bind(id.to_string()).execute(&mut **tx).await.map_err(backend)?;
+                }
+                Ok(())
             }
 
             async fn insert_refresh(&self, tx: &mut Tx<'_>, g: &NewRefreshToken) -> Result<(), StoreError> {
@@ -364,7 +527,63 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend)?;
                 self.insert_audit(&mut tx, &effects.audit).await?;
+                self.retract_audit(&mut tx, &effects.retract_audit).await?;
                 tx.commit().await.map_err(backend)
+            }
+
+            async fn list_users(&self, instance_id: uuid::Uuid, query: &UserListQuery) -> Result<Page<User>, StoreError> {
+                let filter = query.filter.as_deref().filter(|f| !f.is_empty());
+                let (page_sql, count_sql) = self.sql.lists.users(query.aud.is_some(), filter.is_some(), query.order);
+                let mut binds = vec![instance_id.to_string()];
+                binds.extend(query.aud.clone());
+                if let Some(f) = filter {
+                    binds.push(contains_pattern(&email_key(f)));
+                    binds.push(contains_pattern(f));
+                }
+                let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+                for b in &binds {
+                    count = count.bind(b);
+                }
+                let total = row_count(count.fetch_one(&self.read).await.map_err(backend)?);
+                let p = &query.page;
+                if total <= p.offset() {
+                    return Ok(Page { items: Vec::new(), total });
+                }
+                let mut q = sqlx::query(page_sql);
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                let rows = q.bind(sql_int(p.limit())).bind(sql_int(p.offset())).fetch_all(&self.read).await.map_err(backend)?;
+                let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+                Ok(Page { items, total })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl AuditStore for $store {
+            async fn list_audit(&self, instance_id: uuid::Uuid, query: &AuditListQuery) -> Result<Page<AuditEntry>, StoreError> {
+                let (search, page) = (query.search.as_ref(), &query.page);
+                let (page_sql, count_sql) = self.sql.lists.audit(search);
+                let mut binds = vec![instance_id.to_string()];
+                if let Some(s) = search {
+                    let pattern = contains_pattern(&s.value);
+                    binds.extend(s.scope.fields().iter().map(|_| pattern.clone()));
+                }
+                let mut count = sqlx::query_scalar::<_, i64>(count_sql);
+                for b in &binds {
+                    count = count.bind(b);
+                }
+                let total = row_count(count.fetch_one(&self.read).await.map_err(backend)?);
+                if total <= page.offset() {
+                    return Ok(Page { items: Vec::new(), total });
+                }
+                let mut q = sqlx::query(page_sql);
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                let rows = q.bind(sql_int(page.limit())).bind(sql_int(page.offset())).fetch_all(&self.read).await.map_err(backend)?;
+                let items = rows.iter().map(|r| audit_from_row(r, instance_id)).collect::<Result<Vec<_>, _>>()?;
+                Ok(Page { items, total })
             }
         }
 

@@ -66,21 +66,27 @@ impl Store {
         }
     }
 
-    fn users(&self) -> Arc<dyn UserStore> {
+    /// The users port.
+    #[must_use]
+    pub fn users(&self) -> Arc<dyn UserStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
     }
 
-    fn tokens(&self) -> Arc<dyn TokenStore> {
+    /// The refresh-tokens port.
+    #[must_use]
+    pub fn tokens(&self) -> Arc<dyn TokenStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
     }
 
-    fn audit(&self) -> Arc<dyn AuditStore> {
+    /// The audit port.
+    #[must_use]
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),

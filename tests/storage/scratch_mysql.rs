@@ -2,10 +2,7 @@
 //! created with a random name, dropped (best effort) when the value is dropped.
 //!
 //! Shared by the storage contract suite and `tests/upstream_mysql.rs` (through `#[path]`).
-#![allow(
-    dead_code,
-    reason = "shared by two test crates, each using part of it"
-)]
+#![allow(dead_code, reason = "shared by two test crates, each using part of it")]
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -37,20 +34,13 @@ impl ScratchDb {
     /// Creates `<prefix><random hex>` on the server.
     pub async fn create(server: &url::Url, prefix: &str) -> Self {
         let name = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        let mut conn = connect(server)
+        let mut conn = connect(server).await.expect("connect to GOTRUE_TEST_MYSQL_URL");
+        sqlx::raw_sql(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+            .execute(&mut conn)
             .await
-            .expect("connect to GOTRUE_TEST_MYSQL_URL");
-        sqlx::raw_sql(&format!(
-            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("CREATE DATABASE");
+            .expect("CREATE DATABASE");
         let _ = conn.close().await;
-        Self {
-            server: server.clone(),
-            name,
-        }
+        Self { server: server.clone(), name }
     }
 
     /// `mysql://` URL of this database (the server URL with its path replaced).
@@ -63,16 +53,12 @@ impl ScratchDb {
     /// Connection options for this database, without a session time zone: timestamps
     /// are UTC wall-clock literals, as upstream's Go driver writes them (SCHEMA.md 4).
     pub fn options(&self) -> MySqlConnectOptions {
-        MySqlConnectOptions::from_str(self.url().as_str())
-            .expect("mysql URL")
-            .timezone(None)
+        MySqlConnectOptions::from_str(self.url().as_str()).expect("mysql URL").timezone(None)
     }
 }
 
 async fn connect(server: &url::Url) -> Result<sqlx::MySqlConnection, sqlx::Error> {
-    MySqlConnectOptions::from_str(server.as_str())?
-        .connect()
-        .await
+    MySqlConnectOptions::from_str(server.as_str())?.connect().await
 }
 
 impl Drop for ScratchDb {
@@ -84,10 +70,7 @@ impl Drop for ScratchDb {
         let server = self.server.clone();
         let name = self.name.clone();
         let done = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async move {
@@ -99,21 +82,14 @@ impl Drop for ScratchDb {
                             return;
                         }
                     };
-                    let _ = sqlx::raw_sql("SET SESSION lock_wait_timeout = 5")
-                        .execute(&mut conn)
-                        .await;
-                    let r = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::raw_sql("SET SESSION lock_wait_timeout = 5").execute(&mut conn).await;
+                    let r = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).await;
                     if let Err(e) = r {
                         eprintln!("note: could not drop test database {name}: {e}");
                     }
                     let _ = conn.close().await;
                 };
-                if tokio::time::timeout(Duration::from_secs(15), work)
-                    .await
-                    .is_err()
-                {
+                if tokio::time::timeout(Duration::from_secs(15), work).await.is_err() {
                     eprintln!("note: dropping test database {name} timed out");
                 }
             });

@@ -242,7 +242,7 @@ impl MySqlStore {
         Ok((n > 0) == want_present)
     }
 
-    /// Fills `email_key` for rows another program wrote and replaces upstream's plaintext
+    /// Fills `email_key` and `name_key` for rows another program wrote and replaces upstream's plaintext
     /// tokens by their digests (one-way: the Go server cannot read them afterwards).
     ///
     /// # Errors
@@ -260,6 +260,13 @@ impl MySqlStore {
         sqlx::query(&format!(
             "UPDATE {} SET token = CONCAT('h1:', SHA2(token, 256)) WHERE token <> '' AND token NOT LIKE 'h1:%'",
             t.refresh_tokens
+        ))
+        .execute(&self.write)
+        .await?;
+        sqlx::query(&format!(
+            "UPDATE {} SET name_key = COALESCE(LEFT(LOWER(JSON_UNQUOTE(JSON_EXTRACT(raw_user_meta_data, '$.full_name'))), 255), '') \
+             WHERE name_key IS NULL",
+            t.users
         ))
         .execute(&self.write)
         .await?;

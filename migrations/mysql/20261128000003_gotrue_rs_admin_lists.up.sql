@@ -8,9 +8,8 @@ CREATE INDEX users_instance_aud_created_idx ON {{prefix}}users (instance_id, aud
 CREATE INDEX audit_logs_instance_created_idx ON {{prefix}}audit_log_entries (instance_id, created_at, id);
 -- gotrue-rs: user_metadata.full_name lower-cased (its first 255 characters), written by the
 -- server beside the metadata, so the admin search compares a plain column instead of
--- extracting JSON from every row (measured: 36 ms instead of 106 ms for 100,000 users on
--- MariaDB). NULL means "not computed" (a row another program wrote): the search then
--- falls back to the JSON itself.
+-- extracting JSON from every row (about three times faster on MariaDB). NULL means "not
+-- computed" (a row another program wrote): the search then falls back to the JSON itself.
 -- @if_column_missing users name_key
 ALTER TABLE {{prefix}}users ADD COLUMN name_key varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL DEFAULT NULL AFTER email_key;
 UPDATE {{prefix}}users SET name_key = COALESCE(LEFT(LOWER(JSON_UNQUOTE(JSON_EXTRACT(raw_user_meta_data, '$.full_name'))), 255), '') WHERE name_key IS NULL;

@@ -1,7 +1,9 @@
-//! Implementations of the ports: databases, mail, hashing, clock, and the HTTP front.
+//! Implementations of the ports: databases, mail, webhooks, hashing, clock, and the HTTP
+//! front.
 
 pub mod clock;
 pub mod crypto;
 pub mod db;
+pub mod hooks;
 pub mod http;
 pub mod mail;

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod invite;
 pub mod jwt;
 pub mod links;
@@ -15,6 +16,8 @@ pub mod recover;
 pub mod service;
 pub mod signup;
 pub mod telemetry;
+#[cfg(test)]
+mod tests;
 pub mod token;
 pub mod user;
 pub mod verify;

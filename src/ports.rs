@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod clock;
 pub mod hasher;
+pub mod hooks;
 pub mod mail;
 pub mod tokens;
 pub mod users;

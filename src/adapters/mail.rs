@@ -1,10 +1,24 @@
-//! Mail adapters. Without SMTP the [`LogMailer`] prints each mail's link (the one
-//! deliberate exception to "no token in logs", for local development); tests read the
-//! [`MemoryOutbox`].
+//! Mail adapters. [`SmtpMailer`] delivers over SMTP with upstream's templates; without
+//! SMTP the [`LogMailer`] prints each mail's link (the one deliberate exception to "no token
+//! in logs", for local development); tests read the [`MemoryOutbox`].
+//!
+//! - `content`: default subjects and bodies, custom templates (download, cache), rendering;
+//! - `template` and `escape`: the Go `html/template` subset and its contextual escaping;
+//! - `text`: the plain-text alternative;
+//! - `smtp`: the lettre transport.
+
+pub mod content;
+pub mod escape;
+pub mod smtp;
+pub mod template;
+pub mod text;
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+
+pub use content::{FetchSettings, Renderer};
+pub use smtp::{SmtpMailer, SmtpSettings};
 
 use crate::ports::mail::{Mail, MailError, Mailer};
 

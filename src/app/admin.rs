@@ -481,6 +481,7 @@ mod tests {
     use crate::ports::audit::MockAuditStore;
     use crate::ports::clock::MockClock;
     use crate::ports::hasher::MockPasswordHasher;
+    use crate::ports::hooks::MockHookSender;
     use crate::ports::mail::MockMailer;
     use crate::ports::tokens::MockTokenStore;
     use crate::ports::users::MockUserStore;
@@ -507,6 +508,7 @@ mod tests {
             mailer: Arc::new(MockMailer::new()),
             hasher: Arc::new(MockPasswordHasher::new()),
             clock: Arc::new(clock),
+            hooks: Arc::new(MockHookSender::new()),
         })
         .with_admin_settings(settings)
     }

@@ -348,6 +348,13 @@ pub struct SmtpConfig {
     pub pass: Option<SecretString>,
     /// `From` address.
     pub admin_email: String,
+    /// PEM file of an extra CA to trust for the server's certificate (ours:
+    /// `GOTRUE_SMTP_CA_CERT`); empty for the built-in roots only.
+    pub ca_cert: String,
+    /// Limit for establishing the connection (ours: `GOTRUE_SMTP_CONNECT_TIMEOUT`, 10 s).
+    pub connect_timeout: Duration,
+    /// Limit for one whole delivery (ours: `GOTRUE_SMTP_SEND_TIMEOUT`, 30 s).
+    pub send_timeout: Duration,
 }
 
 /// One value per mail kind.
@@ -406,6 +413,12 @@ pub struct MailerConfig {
     pub confirmation_max_age: Duration,
     /// Invite token validity (enforced, unlike upstream).
     pub invite_max_age: Duration,
+    /// How long a downloaded body template is reused (ours:
+    /// `GOTRUE_MAILER_TEMPLATE_CACHE_TTL`, 5 min; 0 downloads it for every mail).
+    pub template_cache_ttl: Duration,
+    /// Email change needs a confirmation from the current address too (Supabase's
+    /// `GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED`; off, as upstream).
+    pub secure_email_change: bool,
 }
 
 /// One OAuth provider's settings.
@@ -692,6 +705,9 @@ impl Config {
                     user: env.string("SMTP_USER", ""),
                     pass: env.secret("SMTP_PASS", &[]),
                     admin_email: env.string("SMTP_ADMIN_EMAIL", ""),
+                    ca_cert: env.string("SMTP_CA_CERT", ""),
+                    connect_timeout: nonzero_duration(env, "SMTP_CONNECT_TIMEOUT", Duration::from_secs(10))?,
+                    send_timeout: nonzero_duration(env, "SMTP_SEND_TIMEOUT", Duration::from_secs(30))?,
                 },
                 mailer: MailerConfig {
                     autoconfirm: env.bool("MAILER_AUTOCONFIRM", false)?,
@@ -701,6 +717,8 @@ impl Config {
                     recovery_max_age: nonzero_duration(env, "MAILER_RECOVERY_MAX_AGE", Duration::from_secs(86_400))?,
                     confirmation_max_age: nonzero_duration(env, "MAILER_CONFIRMATION_MAX_AGE", Duration::from_secs(86_400))?,
                     invite_max_age: nonzero_duration(env, "MAILER_INVITE_MAX_AGE", Duration::from_secs(7 * 86_400))?,
+                    template_cache_ttl: env.duration("MAILER_TEMPLATE_CACHE_TTL", Duration::from_secs(300))?,
+                    secure_email_change: env.bool("MAILER_SECURE_EMAIL_CHANGE_ENABLED", false)?,
                 },
                 external: ExternalConfig {
                     providers,
@@ -792,6 +810,11 @@ mod tests {
         assert_eq!(c.instance.jwt.admin_group_name, "admin");
         assert_eq!(c.instance.smtp.max_frequency, Duration::from_secs(900));
         assert_eq!(c.instance.mailer.url_paths.confirmation, "/");
+        assert_eq!(c.instance.mailer.template_cache_ttl, Duration::from_secs(300));
+        assert!(!c.instance.mailer.secure_email_change);
+        assert_eq!(c.instance.smtp.port, 587);
+        assert_eq!(c.instance.smtp.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.instance.smtp.send_timeout, Duration::from_secs(30));
         assert_eq!(c.instance.cookie.key, "nf_jwt");
         assert_eq!(c.instance.webhook.retries, 3);
         assert_eq!(c.instance.password.argon2_memory_kib, 19_456);

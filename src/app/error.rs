@@ -4,6 +4,7 @@
 use crate::domain::audit::InvalidAuditQuery;
 use crate::domain::email::EmailError;
 use crate::domain::page::{PageError, SortError};
+use crate::ports::hooks::HookError;
 use crate::ports::BoxError;
 
 /// A use case failed.
@@ -126,6 +127,10 @@ pub enum AuthError {
     /// An admin path's user id is not a UUID.
     #[error("user_id must be an UUID")]
     BadUserId,
+    /// A `validate`, `signup` or `login` webhook failed or refused; answered with the
+    /// hook's own status and message (HOOKS_AND_MAIL.md 1.5).
+    #[error(transparent)]
+    Hook(#[from] HookError),
     /// Something failed inside; `msg` is upstream's message for it.
     #[error("{msg}")]
     Internal {

@@ -46,8 +46,8 @@ impl Service {
         // The mail goes out after the commit (no transaction waits on SMTP); if it fails,
         // the user and the audit entry are removed again, as upstream's rollback did.
         if let Err(e) = self.send_mail(ctx, MailKind::Invite, &user, &user.email, &token.secret).await {
-            let undo = Effects { retract_audit: vec![audit_id], ..Effects::default() };
-            if let Err(undo) = self.users.delete_user(&user, &Guard::Token(TokenColumn::Confirmation, token.digest), &undo).await {
+            let guard = Guard::Token(TokenColumn::Confirmation, token.digest);
+            if let Err(undo) = self.users.retract_user(&user, &guard, &[audit_id]).await {
                 tracing::error!(error = %undo, "could not remove invited user after failed invite mail");
             }
             return Err(AuthError::internal("Error inviting user", e));

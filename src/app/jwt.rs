@@ -59,6 +59,8 @@ pub struct VerifiedClaims {
     #[serde(default)]
     pub email: String,
     #[serde(default)]
+    exp: Option<Value>,
+    #[serde(default)]
     iat: Option<Value>,
     #[serde(default)]
     nbf: Option<Value>,
@@ -81,6 +83,8 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<VerifiedClaims, St
     let mut v = Validation::new(Algorithm::HS256);
     v.required_spec_claims.clear();
     v.validate_aud = false;
+    // `exp` is compared with the injected clock below, not the library's system clock.
+    v.validate_exp = false;
     v.leeway = 0;
     let data = jsonwebtoken::decode::<VerifiedClaims>(token, &DecodingKey::from_secret(secret), &v).map_err(|e| match e.kind() {
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token is expired".to_owned(),
@@ -92,6 +96,12 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<VerifiedClaims, St
     if let Some(a) = &c.aud {
         if !a.is_string() {
             return Err("aud claim must be a string".into());
+        }
+    }
+    if let Some(exp) = &c.exp {
+        let exp = exp.as_f64().ok_or_else(|| "exp claim must be a number".to_owned())?;
+        if exp < now as f64 {
+            return Err("token is expired".into());
         }
     }
     let future = |v: &Option<Value>| v.as_ref().and_then(Value::as_f64).is_some_and(|t| t > now as f64);

@@ -18,6 +18,7 @@ use crate::domain::user::User;
 use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
 use crate::ports::hasher::PasswordHasher;
+use crate::ports::hooks::HookSender;
 use crate::ports::mail::{Mail, MailError, MailKind, Mailer};
 use crate::ports::tokens::{NewRefreshToken, TokenStore};
 use crate::ports::users::UserStore;
@@ -37,6 +38,8 @@ pub struct Ports {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Webhooks.
+    pub hooks: Arc<dyn HookSender>,
 }
 
 /// The use cases. Cheap to clone.
@@ -48,6 +51,7 @@ pub struct Service {
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hooks: Arc<dyn HookSender>,
     pub(crate) admin: Arc<AdminSettings>,
 }
 
@@ -166,6 +170,7 @@ impl Service {
             mailer: p.mailer,
             hasher: p.hasher,
             clock: p.clock,
+            hooks: p.hooks,
             admin: Arc::new(AdminSettings::default()),
         }
     }
@@ -233,6 +238,8 @@ impl Service {
             new_email: user.email_change.clone(),
             token: token.to_owned(),
             data: user.user_metadata.clone().unwrap_or_default(),
+            subject_template: ctx.config.mailer.subjects.get(kind).to_owned(),
+            template_url: ctx.config.mailer.templates.get(kind).to_owned(),
         };
         self.mailer.send(&mail).await
     }

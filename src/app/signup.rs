@@ -8,6 +8,7 @@ use super::service::{Ctx, Service};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
+use crate::ports::hooks::HookEvent;
 use crate::ports::mail::MailKind;
 use crate::ports::users::{Effects, Guard, StoreError, TokenColumn};
 
@@ -53,7 +54,11 @@ impl Service {
         let now = self.now();
         let mut user = User::new(ctx.instance_id, aud, email, hash, p.data, now);
         user.role.clone_from(&ctx.config.jwt.default_group_name);
+        // Hooks see the user as it will be stored and may veto or rewrite its metadata;
+        // nothing is written before they have answered (HOOKS_AND_MAIL.md 1.1).
+        self.run_hooks(ctx, HookEvent::Validate, &mut user).await?;
         if ctx.config.mailer.autoconfirm {
+            self.run_hooks(ctx, HookEvent::Signup, &mut user).await?;
             user.confirm(now);
             let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now);
             return match self.users.insert_user(&user, &Effects::audit(vec![audit])).await {
@@ -84,11 +89,13 @@ impl Service {
     async fn signup_again(&self, ctx: &Ctx, mut user: User, p: SignupParams) -> Result<User, AuthError> {
         // Upstream merged `data` for anyone who knew the address (WEAKNESSES.md 3); we merge
         // only when the password matches the one chosen at the first signup.
-        let owner = !user.encrypted_password.is_empty()
-            && self.hasher.verify(p.password.clone(), user.encrypted_password.clone()).await.is_ok_and(|v| v.matches);
-        if !owner {
+        // Exactly one verification either way, so that timing does not tell.
+        let owner = if user.encrypted_password.is_empty() {
             self.hasher.verify_dummy(p.password).await;
-        }
+            false
+        } else {
+            self.hasher.verify(p.password, user.encrypted_password.clone()).await.is_ok_and(|v| v.matches)
+        };
         let now = self.now();
         let mut changed = false;
         if owner {

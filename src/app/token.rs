@@ -7,6 +7,7 @@ use super::service::{Ctx, Service, TokenResponse};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::email::normalise;
 use crate::domain::token::lookup_digest;
+use crate::ports::hooks::HookEvent;
 use crate::ports::users::{Effects, Guard, StoreError};
 
 impl Service {
@@ -46,12 +47,14 @@ impl Service {
                 }
             }
         }
+        // The hook may refuse the login or rewrite metadata, which the new token then carries.
+        self.run_hooks(ctx, HookEvent::Login, &mut user).await?;
         let now = self.now();
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::Login, None, now);
-        let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false, retract_audit: Vec::new() };
+        let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false };
         self.users.update_user(&user, &Guard::None, &effects).await.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "password", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
         self.token_response(ctx, &user, grant.secret, now)

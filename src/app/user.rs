@@ -40,7 +40,8 @@ impl Service {
     async fn caller_user(&self, ctx: &Ctx, caller: &Caller) -> Result<User, AuthError> {
         let id = Uuid::parse_str(&caller.sub).map_err(|_| AuthError::BadUserIdClaim)?;
         if id.is_nil() {
-            return Err(AuthError::BadUserIdClaim);
+            // The system user has no row: upstream looks it up and answers 404 (API.md 4.9).
+            return Err(AuthError::UserNotFound);
         }
         self.users.find_user_by_id(Some(ctx.instance_id), id).await.context("Database error finding user")?.ok_or(AuthError::UserNotFound)
     }
@@ -78,19 +79,9 @@ impl Service {
             }
             user.merge_app_metadata(app);
         }
-        let mut change_mail = None;
+        let mut change_mails: Vec<(String, NewToken)> = Vec::new();
         if !p.email_change_token.is_empty() {
-            if user.email_change_token.is_empty() || user.email_change.is_empty() {
-                return Err(AuthError::EmailChangeTokenMismatch);
-            }
-            if User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true) {
-                return Err(AuthError::EmailChangeTokenExpired);
-            }
-            if !constant_time_eq(digest(&p.email_change_token).as_bytes(), user.email_change_token.as_bytes()) {
-                return Err(AuthError::EmailChangeTokenMismatch);
-            }
-            user.email = std::mem::take(&mut user.email_change);
-            user.email_change_token.clear();
+            Self::confirm_email_change(ctx, &mut user, &p.email_change_token, now)?;
         } else if !p.email.is_empty() && p.email != user.email {
             let email = ctx.parse_email(&p.email)?;
             let taken =
@@ -102,24 +93,73 @@ impl Service {
             user.email_change = email.as_str().to_owned();
             user.email_change_token.clone_from(&token.digest);
             user.email_change_sent_at = Some(now);
-            change_mail = Some(token);
+            user.email_change_token_current.clear();
+            user.email_change_half_confirmed = false;
+            change_mails.push((user.email_change.clone(), token));
+            if ctx.config.mailer.secure_email_change {
+                // WEAKNESSES.md 14: the current address must agree too.
+                let current = NewToken::generate();
+                user.email_change_token_current.clone_from(&current.digest);
+                change_mails.push((user.email.clone(), current));
+            }
         }
         user.updated_at = now;
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserModified, None, now);
         match self.users.update_user(&user, &Guard::None, &Effects::audit(vec![audit])).await {
             Ok(()) => {}
+            // The new address was taken between the request and its confirmation.
             Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
             Err(e) => return Err(AuthError::internal("Error updating user", e)),
         }
-        if let Some(token) = change_mail {
-            if let Err(e) = self.send_mail(ctx, MailKind::EmailChange, &user, &user.email_change, &token.secret).await {
-                let guard = Guard::Token(TokenColumn::EmailChange, token.digest);
-                if let Err(undo) = self.users.update_user(&original, &guard, &Effects::default()).await {
-                    tracing::error!(error = %undo, "could not restore user after failed email-change mail");
+        let guard_digest = change_mails.first().map(|(_, t)| t.digest.clone());
+        for (to, token) in &change_mails {
+            if let Err(e) = self.send_mail(ctx, MailKind::EmailChange, &user, to, &token.secret).await {
+                if let Some(d) = &guard_digest {
+                    let guard = Guard::Token(TokenColumn::EmailChange, d.clone());
+                    if let Err(undo) = self.users.update_user(&original, &guard, &Effects::default()).await {
+                        tracing::error!(error = %undo, "could not restore user after failed email-change mail");
+                    }
                 }
                 return Err(AuthError::internal("Error sending change email", e));
             }
         }
         Ok(user)
+    }
+    /// Applies a presented email-change token (API.md 4.10 step 3.4). With a secure change
+    /// pending (a token was also mailed to the current address), the first matching link only
+    /// records its half; the second one completes the change.
+    fn confirm_email_change(ctx: &Ctx, user: &mut User, presented: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), AuthError> {
+        // Upstream's order (API.md 4.10): the age first, when a sending time is known.
+        if user.email_change_sent_at.is_some()
+            && User::token_expired(user.email_change_sent_at, Ctx::dur(ctx.config.mailer.confirmation_max_age), now, true)
+        {
+            return Err(AuthError::EmailChangeTokenExpired);
+        }
+        let pending_new = !user.email_change_token.is_empty();
+        let pending_current = !user.email_change_token_current.is_empty();
+        if user.email_change.is_empty() || !(pending_new || pending_current) {
+            return Err(AuthError::EmailChangeTokenMismatch);
+        }
+        let presented = digest(presented);
+        let new_ok = pending_new && constant_time_eq(presented.as_bytes(), user.email_change_token.as_bytes());
+        let current_ok = pending_current && constant_time_eq(presented.as_bytes(), user.email_change_token_current.as_bytes());
+        if !new_ok && !current_ok {
+            return Err(AuthError::EmailChangeTokenMismatch);
+        }
+        let secure = pending_current || user.email_change_half_confirmed;
+        if secure && !user.email_change_half_confirmed {
+            if new_ok {
+                user.email_change_token.clear();
+            } else {
+                user.email_change_token_current.clear();
+            }
+            user.email_change_half_confirmed = true;
+            return Ok(());
+        }
+        user.email = std::mem::take(&mut user.email_change);
+        user.email_change_token.clear();
+        user.email_change_token_current.clear();
+        user.email_change_half_confirmed = false;
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use super::service::{Ctx, Service, TokenResponse};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::token::lookup_digest;
 use crate::domain::user::User;
+use crate::ports::hooks::HookEvent;
 use crate::ports::users::{Effects, Guard, StoreError, TokenColumn};
 
 /// Verification parameters.
@@ -57,6 +58,9 @@ impl Service {
                 Self::check_password(ctx, &p.password)?;
                 user.encrypted_password = self.hash_password(&p.password, "Error storing password").await?;
             }
+            // Two requests racing with the same token may both reach the hook; the guarded
+            // write below lets only one of them confirm.
+            self.run_hooks(ctx, HookEvent::Signup, &mut user).await?;
             audit.push(AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now));
             user.confirm(now);
         } else {
@@ -65,6 +69,11 @@ impl Service {
             }
             user.recovery_token.clear();
             if !user.is_confirmed() {
+                // Upstream answers any failure of this step, a hook's refusal included, with
+                // this message.
+                self.run_hooks(ctx, HookEvent::Signup, &mut user)
+                    .await
+                    .map_err(|e| AuthError::internal("Database error updating user", e))?;
                 audit.push(AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserSignedUp, None, now));
                 user.confirm(now);
             }
@@ -72,7 +81,7 @@ impl Service {
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
-        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: false, retract_audit: Vec::new() };
+        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: false };
         let msg = if column == TokenColumn::Confirmation { "Error confirming user" } else { "Database error updating user" };
         match self.users.update_user(&user, &Guard::Token(column, digest), &effects).await {
             Ok(()) => {}

@@ -14,10 +14,13 @@ use crate::adapters::clock::SystemClock;
 use crate::adapters::crypto::PooledHasher;
 use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
+use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
-use crate::adapters::mail::LogMailer;
+use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
+use crate::app::hooks::resolve_hook_url;
 use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
+use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::mail::Mailer;
 use crate::ports::tokens::TokenStore;
 use crate::ports::users::UserStore;
@@ -196,22 +199,18 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
-        None => {
-            if config.instance.smtp.host.is_empty() {
-                tracing::warn!("no SMTP server configured (GOTRUE_SMTP_HOST): mails are not sent, their links are written to the log");
-            } else {
-                tracing::warn!("SMTP delivery is not available in this build yet; mails are written to the log");
-            }
-            Arc::new(LogMailer)
-        }
+        None => mailer(&config)?,
     };
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let hooks = webhook_sender(&config, Arc::clone(&clock))?;
     let service = Service::new(Ports {
         users: store.users(),
         tokens: store.tokens(),
         audit: store.audit(),
         mailer,
         hasher: Arc::new(hasher),
-        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        clock,
+        hooks,
     })
     .with_admin_settings(admin_settings(&config));
     let state = HttpState {
@@ -247,16 +246,80 @@ pub async fn open_service(config: &Config) -> Result<(Service, Store), String> {
     let store = Store::open(config).await?;
     store.ensure_schema(config.db.automigrate).await?;
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hooks = webhook_sender(config, Arc::clone(&clock))?;
     let service = Service::new(Ports {
         users: store.users(),
         tokens: store.tokens(),
         audit: store.audit(),
         mailer: Arc::new(LogMailer),
         hasher: Arc::new(hasher),
-        clock: Arc::new(SystemClock),
+        clock,
+        hooks,
     })
     .with_admin_settings(admin_settings(config));
     Ok((service, store))
+}
+
+/// The configured mailer: SMTP when `SMTP_HOST` is set, else the log mailer.
+///
+/// # Errors
+/// SMTP settings that can never work (no From address, unreadable CA file).
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, String> {
+    let smtp = &config.instance.smtp;
+    if smtp.host.is_empty() {
+        tracing::warn!("no SMTP server configured (GOTRUE_SMTP_HOST): mails are not sent, their links are written to the log");
+        return Ok(Arc::new(LogMailer));
+    }
+    let extra_ca_pem = if smtp.ca_cert.is_empty() {
+        None
+    } else {
+        Some(std::fs::read(&smtp.ca_cert).map_err(|e| format!("could not read GOTRUE_SMTP_CA_CERT {}: {e}", smtp.ca_cert))?)
+    };
+    let renderer = Renderer::new(FetchSettings { cache_ttl: config.instance.mailer.template_cache_ttl, ..FetchSettings::default() })?;
+    let settings = SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        user: smtp.user.clone(),
+        pass: smtp.pass.clone(),
+        from: smtp.admin_email.clone(),
+        extra_ca_pem,
+        connect_timeout: smtp.connect_timeout,
+        send_timeout: smtp.send_timeout,
+    };
+    let mailer = SmtpMailer::new(settings, Arc::new(renderer))?;
+    tracing::info!(host = %smtp.host, port = smtp.port, "mail is sent over SMTP");
+    Ok(Arc::new(mailer))
+}
+
+/// The webhook sender, after checking that `GOTRUE_WEBHOOK_URL` can be used.
+fn webhook_sender(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn HookSender>, String> {
+    let w = &config.instance.webhook;
+    if !w.url.is_empty() {
+        let url = resolve_hook_url(&w.url, &config.instance.site_url).map_err(|e| format!("GOTRUE_WEBHOOK_URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("GOTRUE_WEBHOOK_URL: {url} is not an http or https URL"));
+        }
+        if w.events.is_empty() {
+            tracing::warn!("GOTRUE_WEBHOOK_URL is set but GOTRUE_WEBHOOK_EVENTS lists no event: no webhook will be sent");
+        }
+        for e in w.events.iter().filter(|e| !HookEvent::ALL.iter().any(|k| k.as_str() == e.as_str())) {
+            tracing::warn!(event = %e, "GOTRUE_WEBHOOK_EVENTS names an unknown event (known: validate, signup, login, usermodified, userdeleted)");
+        }
+        if w.secret.is_none() {
+            tracing::warn!("GOTRUE_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
+        }
+        if w.timeout.saturating_mul(w.retries) >= config.api.request_timeout {
+            tracing::warn!(
+                "GOTRUE_WEBHOOK_RETRIES x GOTRUE_WEBHOOK_TIMEOUT_SEC reaches GOTRUE_API_REQUEST_TIMEOUT: a slow receiver makes requests answer 503"
+            );
+        }
+    }
+    if w.allow_private {
+        tracing::warn!("GOTRUE_WEBHOOK_ALLOW_PRIVATE is on: webhooks may reach private, loopback and link-local addresses");
+    }
+    let sender = ReqwestHookSender::new(w.allow_private, clock).map_err(|e| format!("could not set up the webhook client: {e}"))?;
+    Ok(Arc::new(sender))
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to a minute).

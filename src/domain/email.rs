@@ -48,7 +48,8 @@ impl Email {
         if s.is_empty() {
             return Err(EmailError::Empty);
         }
-        if s.chars().count() > MAX_EMAIL_CHARS {
+        // The normalised key must fit the column too: lower-casing can lengthen a string.
+        if s.chars().count() > MAX_EMAIL_CHARS || normalise(s).chars().count() > MAX_EMAIL_CHARS {
             return Err(EmailError::Invalid("mail: address longer than 255 characters"));
         }
         let spec = match (s.rfind('<'), s.ends_with('>')) {

@@ -43,6 +43,11 @@ pub struct User {
     pub email_change: String,
     /// When the email-change mail was sent.
     pub email_change_sent_at: Option<DateTime<Utc>>,
+    /// Digest of the email-change token mailed to the current address (secure email change
+    /// only; `""` otherwise or once that link was followed).
+    pub email_change_token_current: String,
+    /// Secure email change: one of the two links has been followed.
+    pub email_change_half_confirmed: bool,
     /// Last successful sign-in.
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Operator-controlled metadata (`provider`, `roles`, ...).
@@ -89,6 +94,8 @@ impl User {
             email_change_token: String::new(),
             email_change: String::new(),
             email_change_sent_at: None,
+            email_change_token_current: String::new(),
+            email_change_half_confirmed: false,
             last_sign_in_at: None,
             app_metadata: Some(app),
             user_metadata,
@@ -132,10 +139,32 @@ impl User {
         metadata::merge(&mut self.app_metadata, update);
     }
 
+    /// Applies the metadata a webhook returned (HOOKS_AND_MAIL.md 1.6). As upstream does,
+    /// each object the hook returned replaces the stored one wholesale (keys it leaves out
+    /// are gone); unlike upstream, `app_metadata.provider` is kept when the hook's
+    /// `app_metadata` has no `provider` key at all, so that a hook returning only `roles`
+    /// does not erase how the account was created (WEAKNESSES.md 29). A hook that wants the
+    /// key gone or changed says so by including it. Returns whether anything was replaced.
+    pub fn apply_hook_metadata(&mut self, app_metadata: Option<Map<String, Value>>, user_metadata: Option<Map<String, Value>>) -> bool {
+        let changed = app_metadata.is_some() || user_metadata.is_some();
+        if let Some(meta) = user_metadata {
+            self.user_metadata = Some(meta);
+        }
+        if let Some(mut meta) = app_metadata {
+            if !meta.contains_key("provider") {
+                if let Some(provider) = self.app_metadata.as_ref().and_then(|m| m.get("provider")) {
+                    meta.insert("provider".into(), provider.clone());
+                }
+            }
+            self.app_metadata = Some(meta);
+        }
+        changed
+    }
+
     /// Whether a mail sent at `sent_at` is recent enough that another must wait.
     #[must_use]
     pub fn sent_within(sent_at: Option<DateTime<Utc>>, interval: chrono::Duration, now: DateTime<Utc>) -> bool {
-        sent_at.is_some_and(|t| t + interval > now)
+        sent_at.is_some_and(|t| t + interval >= now)
     }
 
     /// Whether a token sent at `sent_at` is past `max_age`. A token whose sending time is
@@ -282,6 +311,23 @@ mod tests {
         assert!(User::sent_within(Some(t0), q, t0 + chrono::Duration::minutes(5)));
         assert!(!User::sent_within(Some(t0), q, t0 + chrono::Duration::minutes(20)));
         assert!(!User::sent_within(None, q, t0));
+    }
+
+    #[test]
+    fn hook_metadata_replaces_wholesale_but_keeps_the_provider() {
+        let mut u = user();
+        u.merge_user_metadata(json!({"a": 1, "b": 2}).as_object().cloned().unwrap());
+        u.merge_app_metadata(json!({"roles": ["old"], "plan": "free"}).as_object().cloned().unwrap());
+        assert!(!u.apply_hook_metadata(None, None));
+        assert!(u.apply_hook_metadata(json!({"roles": ["admin"]}).as_object().cloned(), json!({"c": 3}).as_object().cloned()));
+        assert_eq!(u.user_metadata, json!({"c": 3}).as_object().cloned());
+        assert_eq!(u.app_metadata, json!({"provider": "email", "roles": ["admin"]}).as_object().cloned());
+        assert!(u.apply_hook_metadata(json!({"provider": "github"}).as_object().cloned(), None));
+        assert_eq!(u.app_metadata, json!({"provider": "github"}).as_object().cloned());
+        assert_eq!(u.user_metadata, json!({"c": 3}).as_object().cloned(), "absent user_metadata is left alone");
+        u.app_metadata = None;
+        assert!(u.apply_hook_metadata(Some(Map::new()), None));
+        assert_eq!(u.app_metadata, Some(Map::new()), "nothing to keep when nothing was stored");
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub struct Mail {
     pub token: String,
     /// `{{ .Data }}`: the user's metadata.
     pub data: Map<String, Value>,
+    /// The subject template (`MAILER_SUBJECTS_*`); empty for upstream's default subject.
+    pub subject_template: String,
+    /// The body template setting (`MAILER_TEMPLATES_*`), downloaded from `site_url`; empty
+    /// for the built-in body.
+    pub template_url: String,
 }
 
 impl std::fmt::Debug for Mail {

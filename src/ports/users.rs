@@ -53,9 +53,6 @@ pub struct Effects {
     pub grant: Option<NewRefreshToken>,
     /// Revoke every refresh token of the user first (password change, recovery).
     pub revoke_sessions: bool,
-    /// Ids of audit entries to remove: those recorded by a change this write undoes (an
-    /// invite whose mail could not be sent), so the log does not tell of what never was.
-    pub retract_audit: Vec<Uuid>,
 }
 
 impl Effects {
@@ -120,6 +117,14 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn list_users(&self, instance_id: Uuid, query: &UserListQuery) -> Result<Page<User>, StoreError>;
+
+    /// Undoes the insert of a user whose follow-up failed (an invite whose mail could not be
+    /// sent): deletes the user, if `guard` holds, and the audit entries the insert wrote, in
+    /// one transaction, so the log does not tell of what never was.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the guard fails or the row is gone.
+    async fn retract_user(&self, user: &User, guard: &Guard, audit_ids: &[Uuid]) -> Result<(), StoreError>;
 
     /// Deletes the user and their refresh tokens, if `guard` holds, with its effects.
     ///

@@ -68,6 +68,16 @@ async fn refresh_tokens_rotate_and_a_used_one_is_refused() {
     assert_eq!(r.status, 200, "{}", r.text);
     let rt2 = r.json["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rt1, rt2);
+    let gotrue::app::wiring::Store::Sqlite(s) = &app.store else { unreachable!() };
+    let actions: Vec<String> = sqlx::query_scalar("SELECT json_extract(payload, '$.action') FROM audit_log_entries ORDER BY created_at")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(actions.iter().filter(|a| *a == "token_refreshed").count(), 1, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| *a == "token_revoked").count(), 1, "{actions:?}");
+    let (live, revoked): (i64, i64) =
+        sqlx::query_as("SELECT SUM(revoked = 0), SUM(revoked = 1) FROM refresh_tokens").fetch_one(s.pool()).await.unwrap();
+    assert_eq!((live, revoked), (1, 1));
     let again = app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", rt1.as_str())])).await;
     again.assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
     assert!(again.cookies().iter().any(|c| c.starts_with("nf_jwt=;")), "a revoked token clears the cookie");

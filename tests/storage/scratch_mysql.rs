@@ -64,9 +64,7 @@ async fn connect(server: &url::Url) -> Result<sqlx::MySqlConnection, sqlx::Error
 impl Drop for ScratchDb {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime (possibly while unwinding), so the drop
-        // happens on a thread of its own with a runtime of its own. A session left with
-        // an open transaction would block DROP DATABASE on its metadata lock: give up
-        // after a few seconds rather than hang the suite.
+        // happens on a thread of its own with a runtime of its own.
         let server = self.server.clone();
         let name = self.name.clone();
         let done = std::thread::spawn(move || {
@@ -74,26 +72,45 @@ impl Drop for ScratchDb {
                 return;
             };
             rt.block_on(async move {
-                let work = async {
-                    let mut conn = match connect(&server).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            eprintln!("note: could not drop test database {name}: {e}");
-                            return;
-                        }
-                    };
-                    let _ = sqlx::raw_sql("SET SESSION lock_wait_timeout = 5").execute(&mut conn).await;
-                    let r = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).await;
-                    if let Err(e) = r {
-                        eprintln!("note: could not drop test database {name}: {e}");
-                    }
-                    let _ = conn.close().await;
-                };
-                if tokio::time::timeout(Duration::from_secs(15), work).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(15), drop_database(&server, &name)).await.is_err() {
                     eprintln!("note: dropping test database {name} timed out");
                 }
             });
         });
         let _ = done.join();
     }
+}
+
+async fn drop_database(server: &url::Url, name: &str) {
+    let mut conn = match connect(server).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("note: could not drop test database {name}: {e}");
+            return;
+        }
+    };
+    // Sessions of the test's pools may still be open: a connection whose transaction
+    // failed is rolled back by a task that may never run once the test is over, and it
+    // holds metadata locks DROP DATABASE would wait for. Kill them first.
+    let sessions: Vec<i64> =
+        match sqlx::query_scalar("SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()")
+            .bind(name)
+            .fetch_all(&mut conn)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                eprintln!("note: could not list the sessions on {name}: {e}");
+                Vec::new()
+            }
+        };
+    for id in sessions {
+        let _ = sqlx::raw_sql(&format!("KILL CONNECTION {id}")).execute(&mut conn).await;
+    }
+    let _ = sqlx::raw_sql("SET SESSION lock_wait_timeout = 5").execute(&mut conn).await;
+    let r = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).await;
+    if let Err(e) = r {
+        eprintln!("note: could not drop test database {name}: {e}");
+    }
+    let _ = conn.close().await;
 }

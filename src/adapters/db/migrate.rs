@@ -38,12 +38,16 @@ pub const MYSQL: &[Migration] = &[
     migration!("mysql", "20180125194653", "add_refresh_tokens_updated_at"),
     migration!("mysql", "20261128000001", "gotrue_rs_email_key"),
     migration!("mysql", "20261128000002", "gotrue_rs_token_indexes"),
-    migration!("mysql", "20261128000003", "gotrue_rs_admin_lists"),
+    migration!("mysql", "20261128000003", "gotrue_rs_secure_email_change"),
+    migration!("mysql", "20261128000004", "gotrue_rs_admin_lists"),
 ];
 
 /// SQLite.
-pub const SQLITE: &[Migration] =
-    &[migration!("sqlite", "20261128000000", "initial"), migration!("sqlite", "20261128000001", "gotrue_rs_admin_lists")];
+pub const SQLITE: &[Migration] = &[
+    migration!("sqlite", "20261128000000", "initial"),
+    migration!("sqlite", "20261128000001", "gotrue_rs_admin_lists"),
+    migration!("sqlite", "20261128000003", "secure_email_change"),
+];
 
 /// A condition on the schema.
 #[derive(Debug, Clone, PartialEq, Eq)]

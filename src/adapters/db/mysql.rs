@@ -147,24 +147,25 @@ impl MySqlStore {
     /// # Errors
     /// Database errors.
     pub async fn status(&self) -> Result<Vec<Status>, sqlx::Error> {
-        let applied = self.applied_versions().await?;
+        let mut conn = self.write.acquire().await?;
+        let applied = self.applied_versions(&mut conn).await?;
         Ok(migrate::MYSQL
             .iter()
             .map(|m| Status { version: m.version.into(), name: m.name.into(), applied: applied.contains(&m.version.to_owned()) })
             .collect())
     }
 
-    async fn applied_versions(&self) -> Result<Vec<String>, sqlx::Error> {
+    async fn applied_versions(&self, conn: &mut sqlx::MySqlConnection) -> Result<Vec<String>, sqlx::Error> {
         let exists: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?")
                 .bind(&self.tables.migrations)
-                .fetch_one(&self.write)
+                .fetch_one(&mut *conn)
                 .await?;
         if exists == 0 {
             return Ok(Vec::new());
         }
         sqlx::query_scalar::<_, String>(&format!("SELECT CAST(version AS CHAR) FROM {}", self.tables.migrations))
-            .fetch_all(&self.write)
+            .fetch_all(&mut *conn)
             .await
     }
 
@@ -197,7 +198,7 @@ impl MySqlStore {
         .execute(&mut *conn)
         .await
         .map_err(|e| e.to_string())?;
-        let applied = self.applied_versions().await.map_err(|e| e.to_string())?;
+        let applied = self.applied_versions(&mut *conn).await.map_err(|e| e.to_string())?;
         for m in migrate::MYSQL.iter().filter(|m| !applied.contains(&m.version.to_owned())) {
             for step in migrate::steps(m, &self.tables.prefix) {
                 if let Some(c) = &step.condition {
@@ -270,9 +271,13 @@ impl MySqlStore {
         ))
         .execute(&self.write)
         .await?;
-        let rows = sqlx::query(&format!("SELECT id, email FROM {} WHERE email_key IS NULL AND email IS NOT NULL", t.users))
-            .fetch_all(&self.write)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, email FROM {} WHERE email_key IS NULL AND email IS NOT NULL \
+             ORDER BY CHAR_LENGTH(email) <> CHAR_LENGTH(TRIM(email)), created_at IS NULL, created_at, id",
+            t.users
+        ))
+        .fetch_all(&self.write)
+        .await?;
         for r in rows {
             let id: String = r.try_get("id")?;
             let email: String = r.try_get("email")?;
@@ -307,6 +312,12 @@ impl MySqlStore {
 }
 
 sql_store!(MySqlStore, sqlx::MySql);
+
+impl MySqlStore {
+    async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+        self.rotate_in_tx(old, new, audit).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -170,3 +170,55 @@ async fn holds(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &Condition) -> R
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite);
+
+impl SqliteStore {
+    /// Rotation in ONE round trip to the writer thread: a script whose inserts only happen
+    /// when the revoke changed a row (`changes() = 1`), so a token already rotated changes
+    /// nothing; the new token's insert returns its id when it happened. sqlx runs a
+    /// multi-statement query in one call, binding the `?` in order.
+    async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+        let t = &self.tables;
+        let mut sql = format!(
+            "BEGIN; UPDATE {rt} SET revoked = 1, updated_at = ? WHERE id = ? AND revoked = 0; \
+             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at) SELECT ?, ?, ?, 0, ?, ? WHERE changes() = 1 RETURNING id;",
+            rt = t.refresh_tokens
+        );
+        if !audit.is_empty() {
+            let rows = vec!["(?, ?, ?, ?)"; audit.len()].join(", ");
+            sql.push_str(&format!(
+                " INSERT INTO {a} (instance_id, id, payload, created_at) SELECT * FROM (VALUES {rows}) WHERE changes() = 1;",
+                a = t.audit
+            ));
+        }
+        sql.push_str(" COMMIT;");
+        let mut q = sqlx::query(&sql)
+            .bind(new.created_at)
+            .bind(old.id)
+            .bind(new.instance_id.to_string())
+            .bind(&new.token)
+            .bind(new.user_id.to_string())
+            .bind(new.created_at)
+            .bind(new.created_at);
+        for e in audit {
+            q = q
+                .bind(e.instance_id.to_string())
+                .bind(e.id.to_string())
+                .bind(serde_json::Value::Object(e.payload.clone()).to_string())
+                .bind(e.created_at);
+        }
+        let mut conn = self.write.acquire().await.map_err(backend)?;
+        // Only the conditional insert returns a row; `rows_affected` cannot tell, since
+        // SQLite reports the previous statement's count for BEGIN and COMMIT.
+        match q.fetch_all(&mut *conn).await {
+            Ok(rows) if rows.is_empty() => Err(StoreError::Conflict),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // The script stopped inside its transaction: end it, or drop the connection.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    let _ = conn.detach();
+                }
+                Err(backend(e))
+            }
+        }
+    }
+}

@@ -222,7 +222,7 @@ pub(crate) struct Sql {
 
 const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_password, confirmed_at, invited_at, \
     confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
-    email_change_sent_at, last_sign_in_at, CAST(raw_app_meta_data AS CHAR) AS raw_app_meta_data, \
+    email_change_sent_at, email_change_token_current, email_change_confirm_status, last_sign_in_at, CAST(raw_app_meta_data AS CHAR) AS raw_app_meta_data, \
     CAST(raw_user_meta_data AS CHAR) AS raw_user_meta_data, is_super_admin, created_at, updated_at";
 
 impl Sql {
@@ -230,8 +230,9 @@ impl Sql {
         let select = format!("SELECT {USER_COLUMNS} FROM {}", t.users);
         let set = "instance_id = ?, aud = ?, role = ?, email = ?, email_key = ?, name_key = ?, encrypted_password = ?, confirmed_at = ?, \
             invited_at = ?, confirmation_token = ?, confirmation_sent_at = ?, recovery_token = ?, recovery_sent_at = ?, \
-            email_change_token = ?, email_change = ?, email_change_sent_at = ?, last_sign_in_at = ?, raw_app_meta_data = ?, \
-            raw_user_meta_data = ?, is_super_admin = ?, updated_at = ?";
+            email_change_token = ?, email_change = ?, email_change_sent_at = ?, email_change_token_current = ?, \
+            email_change_confirm_status = ?, last_sign_in_at = ?, raw_app_meta_data = ?, raw_user_meta_data = ?, is_super_admin = ?, \
+            updated_at = ?";
         Self {
             user_by_email: format!("{select} WHERE instance_id = ? AND aud = ? AND email_key = ? LIMIT 1"),
             user_by_id: format!("{select} WHERE instance_id = ? AND id = ? LIMIT 1"),
@@ -242,8 +243,9 @@ impl Sql {
             insert_user: format!(
                 "INSERT INTO {} (instance_id, id, aud, role, email, email_key, name_key, encrypted_password, confirmed_at, invited_at, \
                  confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
-                 email_change_sent_at, last_sign_in_at, raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 email_change_sent_at, email_change_token_current, email_change_confirm_status, last_sign_in_at, raw_app_meta_data, \
+                 raw_user_meta_data, is_super_admin, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 t.users
             ),
             update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
@@ -365,7 +367,8 @@ pub(crate) fn parse_payload(s: Option<String>) -> Map<String, Value> {
 }
 
 /// Implements `UserStore` and `TokenStore` for a store struct with `read` and `write` pools
-/// and `sql: Sql`, for one sqlx database type. The calling module imports `sqlx::Row`.
+/// and `sql: Sql`, for one sqlx database type. The calling module imports `sqlx::Row` and
+/// provides `async fn rotate(&self, old, new, audit)` (usually delegating to `rotate_in_tx`).
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use chrono::{DateTime, Utc};
@@ -403,6 +406,8 @@ macro_rules! sql_store {
                 email_change_token: s("email_change_token")?,
                 email_change: s("email_change")?,
                 email_change_sent_at: t("email_change_sent_at")?,
+                email_change_token_current: s("email_change_token_current")?,
+                email_change_half_confirmed: r.try_get::<Option<bool>, _>("email_change_confirm_status").map_err(backend)?.unwrap_or(false),
                 last_sign_in_at: t("last_sign_in_at")?,
                 app_metadata: parse_metadata(r.try_get("raw_app_meta_data").map_err(backend)?)?,
                 user_metadata: parse_metadata(r.try_get("raw_user_meta_data").map_err(backend)?)?,
@@ -453,15 +458,7 @@ macro_rules! sql_store {
                 if let Some(g) = &effects.grant {
                     self.insert_refresh(tx, g).await?;
                 }
-                self.insert_audit(tx, &effects.audit).await?;
-                self.retract_audit(tx, &effects.retract_audit).await
-            }
-
-            async fn retract_audit(&self, tx: &mut Tx<'_>, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
-                for id in ids {
-                    sqlx::query(&self.sql.delete_audit).bind(id.to_string()).execute(&mut **tx).await.map_err(backend)?;
-                }
-                Ok(())
+                self.insert_audit(tx, &effects.audit).await
             }
 
             async fn insert_refresh(&self, tx: &mut Tx<'_>, g: &NewRefreshToken) -> Result<(), StoreError> {
@@ -478,17 +475,38 @@ macro_rules! sql_store {
             }
 
             async fn insert_audit(&self, tx: &mut Tx<'_>, entries: &[AuditEntry]) -> Result<(), StoreError> {
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                // One statement for all entries: a round trip less per entry.
+                let mut sql = self.sql.insert_audit.clone();
+                for _ in 1..entries.len() {
+                    sql.push_str(", (?, ?, ?, ?)");
+                }
+                let mut q = sqlx::query(&sql);
                 for e in entries {
-                    sqlx::query(&self.sql.insert_audit)
+                    q = q
                         .bind(e.instance_id.to_string())
                         .bind(e.id.to_string())
                         .bind(serde_json::Value::Object(e.payload.clone()).to_string())
-                        .bind(e.created_at)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(backend)?;
+                        .bind(e.created_at);
                 }
+                q.execute(&mut **tx).await.map_err(backend)?;
                 Ok(())
+            }
+
+            /// Rotation as a transaction of separate statements (any engine).
+            #[allow(dead_code, reason = "engines with a faster path do not use it")]
+            async fn rotate_in_tx(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let done =
+                    sqlx::query(&self.sql.revoke_refresh).bind(new.created_at).bind(old.id).execute(&mut *tx).await.map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                self.insert_refresh(&mut tx, new).await?;
+                self.insert_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend)
             }
 
             /// One page of a list and its total. A search first collects its matches by one
@@ -594,100 +612,23 @@ macro_rules! sql_store {
             }
 
             async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                sqlx::query(&self.sql.insert_user)
-                    .bind(u.instance_id.to_string())
-                    .bind(u.id.to_string())
-                    .bind(&u.aud)
-                    .bind(&u.role)
-                    .bind(&u.email)
-                    .bind(email_key(&u.email))
-                    .bind(name_key(&u.user_metadata))
-                    .bind(&u.encrypted_password)
-                    .bind(u.confirmed_at)
-                    .bind(u.invited_at)
-                    .bind(&u.confirmation_token)
-                    .bind(u.confirmation_sent_at)
-                    .bind(&u.recovery_token)
-                    .bind(u.recovery_sent_at)
-                    .bind(&u.email_change_token)
-                    .bind(&u.email_change)
-                    .bind(u.email_change_sent_at)
-                    .bind(u.last_sign_in_at)
-                    .bind(metadata_json(&u.app_metadata))
-                    .bind(metadata_json(&u.user_metadata))
-                    .bind(u.is_super_admin)
-                    .bind(u.created_at)
-                    .bind(u.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
-                tx.commit().await.map_err(backend)
+                let (u, effects) = (u.clone(), effects.clone());
+                self.detached(move |s| async move { s.insert_user_now(&u, &effects).await }).await
             }
 
             async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
-                let mut sql = self.sql.update_user.clone();
-                if let Guard::Token(c, _) = guard {
-                    sql.push_str(guard_clause(*c));
-                }
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                let mut q = sqlx::query(&sql)
-                    .bind(u.instance_id.to_string())
-                    .bind(&u.aud)
-                    .bind(&u.role)
-                    .bind(&u.email)
-                    .bind(email_key(&u.email))
-                    .bind(name_key(&u.user_metadata))
-                    .bind(&u.encrypted_password)
-                    .bind(u.confirmed_at)
-                    .bind(u.invited_at)
-                    .bind(&u.confirmation_token)
-                    .bind(u.confirmation_sent_at)
-                    .bind(&u.recovery_token)
-                    .bind(u.recovery_sent_at)
-                    .bind(&u.email_change_token)
-                    .bind(&u.email_change)
-                    .bind(u.email_change_sent_at)
-                    .bind(u.last_sign_in_at)
-                    .bind(metadata_json(&u.app_metadata))
-                    .bind(metadata_json(&u.user_metadata))
-                    .bind(u.is_super_admin)
-                    .bind(u.updated_at)
-                    .bind(u.id.to_string());
-                if let Guard::Token(_, digest) = guard {
-                    q = q.bind(digest);
-                }
-                let done = q.execute(&mut *tx).await.map_err(backend)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
-                tx.commit().await.map_err(backend)
+                let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
+                self.detached(move |s| async move { s.update_user_now(&u, &guard, &effects).await }).await
             }
 
             async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
-                let mut sql = self.sql.delete_user.clone();
-                if let Guard::Token(c, _) = guard {
-                    sql.push_str(guard_clause(*c));
-                }
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                let mut q = sqlx::query(&sql).bind(u.id.to_string());
-                if let Guard::Token(_, digest) = guard {
-                    q = q.bind(digest);
-                }
-                if q.execute(&mut *tx).await.map_err(backend)?.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                sqlx::query(&self.sql.delete_user_refresh)
-                    .bind(u.instance_id.to_string())
-                    .bind(u.id.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                self.insert_audit(&mut tx, &effects.audit).await?;
-                self.retract_audit(&mut tx, &effects.retract_audit).await?;
-                tx.commit().await.map_err(backend)
+                let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
+                self.detached(move |s| async move { s.delete_user_now(&u, &guard, &effects).await }).await
+            }
+
+            async fn retract_user(&self, u: &User, guard: &Guard, audit_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+                let (u, guard, ids) = (u.clone(), guard.clone(), audit_ids.to_vec());
+                self.detached(move |s| async move { s.retract_user_now(&u, &guard, &ids).await }).await
             }
 
             async fn list_users(&self, instance_id: uuid::Uuid, query: &UserListQuery) -> Result<Page<User>, StoreError> {
@@ -702,6 +643,39 @@ macro_rules! sql_store {
                 let lists = &self.sql.lists;
                 self.list_page(st, &binds, &query.page, query.order, filter.is_some(), |n| lists.users_by_ids(n), user_from_row, |u| u.id)
                     .await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl TokenStore for $store {
+            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
+                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
+                row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let (token, audit) = (token.clone(), audit.to_vec());
+                self.detached(move |s| async move { s.grant_refresh_token_now(&token, &audit).await }).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old: &RefreshToken,
+                new: &NewRefreshToken,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let (old, new, audit) = (old.clone(), new.clone(), audit.to_vec());
+                self.detached(move |s| async move { s.rotate(&old, &new, &audit).await }).await
+            }
+
+            async fn revoke_user_tokens(
+                &self,
+                instance_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                audit: &[AuditEntry],
+            ) -> Result<(), StoreError> {
+                let audit = audit.to_vec();
+                self.detached(move |s| async move { s.revoke_user_tokens_now(instance_id, user_id, &audit).await }).await
             }
         }
 
@@ -731,38 +705,150 @@ macro_rules! sql_store {
             }
         }
 
-        #[async_trait::async_trait]
-        impl TokenStore for $store {
-            async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
-                let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
-                row.as_ref().map(refresh_from_row).transpose()
+        /// The writes proper; the port methods run them detached (see `detached`).
+        impl $store {
+            /// Runs a write in a task of its own, on a clone of the store, so that it
+            /// finishes even when the caller's future is dropped (client gone, request
+            /// timeout). sqlx's `begin()` is not cancel-safe: a `BEGIN` dropped in flight
+            /// leaves the pooled connection inside a transaction nobody ends
+            /// (launchbadge/sqlx#3932), and SQLite's rotation script holds `BEGIN`..`COMMIT`
+            /// on the only writer connection.
+            async fn detached<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+            where
+                T: Send + 'static,
+                F: FnOnce(Self) -> Fut,
+                Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+            {
+                tokio::spawn(f(self.clone())).await.map_err(|e| StoreError::Backend(Box::new(e)))?
             }
 
-            async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
+            async fn insert_user_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                sqlx::query(&self.sql.insert_user)
+                    .bind(u.instance_id.to_string())
+                    .bind(u.id.to_string())
+                    .bind(&u.aud)
+                    .bind(&u.role)
+                    .bind(&u.email)
+                    .bind(email_key(&u.email))
+                    .bind(name_key(&u.user_metadata))
+                    .bind(&u.encrypted_password)
+                    .bind(u.confirmed_at)
+                    .bind(u.invited_at)
+                    .bind(&u.confirmation_token)
+                    .bind(u.confirmation_sent_at)
+                    .bind(&u.recovery_token)
+                    .bind(u.recovery_sent_at)
+                    .bind(&u.email_change_token)
+                    .bind(&u.email_change)
+                    .bind(u.email_change_sent_at)
+                    .bind(&u.email_change_token_current)
+                    .bind(u.email_change_half_confirmed)
+                    .bind(u.last_sign_in_at)
+                    .bind(metadata_json(&u.app_metadata))
+                    .bind(metadata_json(&u.user_metadata))
+                    .bind(u.is_super_admin)
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn update_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let mut sql = self.sql.update_user.clone();
+                if let Guard::Token(c, _) = guard {
+                    sql.push_str(guard_clause(*c));
+                }
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let mut q = sqlx::query(&sql)
+                    .bind(u.instance_id.to_string())
+                    .bind(&u.aud)
+                    .bind(&u.role)
+                    .bind(&u.email)
+                    .bind(email_key(&u.email))
+                    .bind(name_key(&u.user_metadata))
+                    .bind(&u.encrypted_password)
+                    .bind(u.confirmed_at)
+                    .bind(u.invited_at)
+                    .bind(&u.confirmation_token)
+                    .bind(u.confirmation_sent_at)
+                    .bind(&u.recovery_token)
+                    .bind(u.recovery_sent_at)
+                    .bind(&u.email_change_token)
+                    .bind(&u.email_change)
+                    .bind(u.email_change_sent_at)
+                    .bind(&u.email_change_token_current)
+                    .bind(u.email_change_half_confirmed)
+                    .bind(u.last_sign_in_at)
+                    .bind(metadata_json(&u.app_metadata))
+                    .bind(metadata_json(&u.user_metadata))
+                    .bind(u.is_super_admin)
+                    .bind(u.updated_at)
+                    .bind(u.id.to_string());
+                if let Guard::Token(_, digest) = guard {
+                    q = q.bind(digest);
+                }
+                let done = q.execute(&mut *tx).await.map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn delete_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
+                let mut sql = self.sql.delete_user.clone();
+                if let Guard::Token(c, _) = guard {
+                    sql.push_str(guard_clause(*c));
+                }
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let mut q = sqlx::query(&sql).bind(u.id.to_string());
+                if let Guard::Token(_, digest) = guard {
+                    q = q.bind(digest);
+                }
+                if q.execute(&mut *tx).await.map_err(backend)?.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                sqlx::query(&self.sql.delete_user_refresh)
+                    .bind(u.instance_id.to_string())
+                    .bind(u.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                self.insert_audit(&mut tx, &effects.audit).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn retract_user_now(&self, u: &User, guard: &Guard, audit_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+                let mut sql = self.sql.delete_user.clone();
+                if let Guard::Token(c, _) = guard {
+                    sql.push_str(guard_clause(*c));
+                }
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let mut q = sqlx::query(&sql).bind(u.id.to_string());
+                if let Guard::Token(_, digest) = guard {
+                    q = q.bind(digest);
+                }
+                if q.execute(&mut *tx).await.map_err(backend)?.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                for id in audit_ids {
+                    sqlx::query(&self.sql.delete_audit).bind(id.to_string()).execute(&mut *tx).await.map_err(backend)?;
+                }
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn grant_refresh_token_now(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_refresh(&mut tx, token).await?;
                 self.insert_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend)
             }
 
-            async fn rotate_refresh_token(
-                &self,
-                old: &RefreshToken,
-                new: &NewRefreshToken,
-                audit: &[AuditEntry],
-            ) -> Result<(), StoreError> {
-                let mut tx = self.write.begin().await.map_err(backend)?;
-                let done =
-                    sqlx::query(&self.sql.revoke_refresh).bind(new.created_at).bind(old.id).execute(&mut *tx).await.map_err(backend)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                self.insert_refresh(&mut tx, new).await?;
-                self.insert_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(backend)
-            }
-
-            async fn revoke_user_tokens(
+            async fn revoke_user_tokens_now(
                 &self,
                 instance_id: uuid::Uuid,
                 user_id: uuid::Uuid,

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::json::go_json;
 use crate::app::AuthError;
+use crate::ports::hooks::HookError;
 
 /// OAuth error codes used by `/token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +111,7 @@ impl From<AuthError> for ApiError {
             }
             A::RecoverRateLimited => Self::http(S::TOO_MANY_REQUESTS, msg),
             A::AppMetadataRequiresAdmin | A::EmailChangeTokenMismatch | A::InvalidUser => Self::http(S::UNAUTHORIZED, msg),
+            A::Hook(h) => Self::from(h),
             A::Internal { msg, source } => {
                 let mut cause = source.to_string();
                 let mut s: Option<&(dyn std::error::Error + 'static)> = source.source();
@@ -122,6 +124,32 @@ impl From<AuthError> for ApiError {
             }
         }
     }
+}
+
+impl From<HookError> for ApiError {
+    /// Upstream's statuses for a failed webhook (HOOKS_AND_MAIL.md 1.5-1.6).
+    fn from(e: HookError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            HookError::Timeout { .. } => Self::http(S::GATEWAY_TIMEOUT, msg),
+            HookError::Unreachable { .. } => Self::http(S::BAD_GATEWAY, msg),
+            HookError::Refused => Self::http(S::UNPROCESSABLE_ENTITY, msg),
+            HookError::Failed { source, .. } => Self::Internal { msg, cause: error_chain(&*source) },
+            HookError::MalformedReply(_) | HookError::UnreadableReply(_) => Self::Internal { cause: msg.clone(), msg },
+        }
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e.to_string();
+    let mut s = e.source();
+    while let Some(inner) = s {
+        cause.push_str(": ");
+        cause.push_str(&inner.to_string());
+        s = inner.source();
+    }
+    cause
 }
 
 /// The `Set-Cookie` value that clears the access-token cookie.

@@ -651,7 +651,12 @@ impl Config {
                 url: SecretString::from(url),
                 namespace: env.string("DB_NAMESPACE", ""),
                 automigrate: env.bool("DB_AUTOMIGRATE", driver == DbDriver::Sqlite)?,
-                max_connections: positive_u32(env, "DB_MAX_CONNECTIONS", 16)?,
+                // SQLite readers each own a worker thread: two per core is plenty.
+                max_connections: positive_u32(
+                    env,
+                    "DB_MAX_CONNECTIONS",
+                    if driver == DbDriver::Sqlite { u32::try_from(cores * 2).unwrap_or(4).clamp(2, 16) } else { 16 },
+                )?,
             },
             logging: {
                 // Read for validation as upstream does; the JSON format makes colours,

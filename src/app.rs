@@ -3,10 +3,13 @@
 //! Each use case is one file holding methods of [`Service`]; only `wiring.rs` knows the
 //! concrete adapters.
 
+pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod external;
 pub mod hooks;
+pub mod invite;
 pub mod jwt;
 pub mod links;
 pub mod logout;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod email;
 pub mod identity;
 pub mod metadata;
+pub mod page;
 pub mod password;
 pub mod time;
 pub mod token;

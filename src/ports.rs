@@ -1,5 +1,6 @@
 //! The traits the application needs from the outside world, one file per concern.
 
+pub mod audit;
 pub mod clock;
 pub mod external;
 pub mod flows;

@@ -1,18 +1,20 @@
 //! The HTTP front: axum router, extractors, error mapping and middleware. Handlers call
 //! use cases of [`crate::app::Service`]; nothing here touches SQL.
 
+mod admin;
 pub mod error;
 pub mod external;
 mod handlers;
 pub mod json;
 pub mod middleware;
+pub mod pagination;
 pub mod ratelimit;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use uuid::Uuid;
 
@@ -56,7 +58,10 @@ impl HttpState {
 /// Builds the router.
 pub fn router(state: Arc<HttpState>) -> Router {
     let body_limit = state.max_body_bytes;
-    Router::new()
+    let users = || get(admin::get_admin_users).post(admin::post_admin_users);
+    let user =
+        || -> MethodRouter<Arc<HttpState>> { get(admin::get_admin_user).put(admin::put_admin_user).delete(admin::delete_admin_user) };
+    let mut r = Router::new()
         .route("/health", get(handlers::get_health))
         .route("/settings", get(handlers::get_settings))
         .route("/signup", post(handlers::post_signup))
@@ -68,7 +73,19 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/user/", get(handlers::get_user).put(handlers::put_user))
         .route("/authorize", get(external::get_authorize))
         .route("/callback", get(external::get_callback))
-        .fallback(error::not_found)
+        .route("/invite", post(admin::post_invite))
+        // Route groups also match with a trailing slash (spec README, compatibility note 7).
+        .route("/admin/users", users())
+        .route("/admin/users/", users())
+        .route("/admin/users/{user_id}", user())
+        .route("/admin/users/{user_id}/", user())
+        .route("/admin/audit", get(admin::get_admin_audit))
+        .route("/admin/audit/", get(admin::get_admin_audit));
+    // Only with a secret; otherwise the path is a user id (and answers 400, as upstream).
+    if state.service.admin_settings().export_secret.is_some() {
+        r = r.route("/admin/users/export", get(admin::get_admin_users_export));
+    }
+    r.fallback(error::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::timeout))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))

@@ -518,6 +518,14 @@ pub struct InstanceConfig {
     pub password: PasswordConfig,
 }
 
+/// `GOTRUE_ADMIN_*` (ours).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Whether an access token whose `sub` is `0` or the nil UUID (the "system user",
+    /// which anyone holding `JWT_SECRET` can mint) is a super admin, as upstream has it.
+    pub system_user_enabled: bool,
+}
+
 /// Everything the server reads at start-up.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -529,6 +537,8 @@ pub struct Config {
     pub logging: LogConfig,
     /// Shared secret with the operator (optional in single-instance mode).
     pub operator_token: Option<SecretString>,
+    /// Admin API switches.
+    pub admin: AdminConfig,
     /// Multi-instance mode.
     pub multi_instance_mode: bool,
     /// Tracing export.
@@ -658,6 +668,7 @@ impl Config {
                 LogConfig { level, file: env.string("LOG_FILE", ""), fields: env.map("LOG_FIELDS")? }
             },
             operator_token: env.secret("OPERATOR_TOKEN", &[]),
+            admin: AdminConfig { system_user_enabled: env.bool("ADMIN_SYSTEM_USER_ENABLED", true)? },
             multi_instance_mode: env.bool("MULTIINSTANCEMODE", false)?,
             tracing: TracingConfig {
                 enabled: env.bool("TRACING_ENABLED", false)?,
@@ -813,6 +824,9 @@ mod tests {
         assert_eq!(c.instance.webhook.retries, 3);
         assert_eq!(c.instance.password.argon2_memory_kib, 19_456);
         assert!(c.operator_token.is_none());
+        assert!(c.admin.system_user_enabled);
+        let c = Config::from_env(&Env::from_pairs([("GOTRUE_ADMIN_SYSTEM_USER_ENABLED", "false")])).unwrap();
+        assert!(!c.admin.system_user_enabled);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What a use case can answer besides success. The HTTP adapter maps each variant to
 //! upstream's status and message.
 
+use crate::domain::audit::InvalidAuditQuery;
 use crate::domain::email::EmailError;
+use crate::domain::page::{PageError, SortError};
 use crate::ports::hooks::HookError;
 use crate::ports::BoxError;
 
@@ -92,6 +94,39 @@ pub enum AuthError {
     /// Logout by a token whose user cannot be resolved.
     #[error("Invalid user")]
     InvalidUser,
+    /// The CLI was asked to create a user whose (instance, audience, email) exists.
+    #[error("user already exists")]
+    UserExists,
+    /// No usable `Authorization: Bearer` header.
+    #[error("This endpoint requires a Bearer token")]
+    BearerRequired,
+    /// The bearer token does not verify (the reason follows `Invalid token: `).
+    #[error("Invalid token: {0}")]
+    InvalidToken(String),
+    /// The admin token's `sub` names no user of this instance.
+    #[error("Invalid admin user")]
+    InvalidAdminUser,
+    /// The caller is not an admin of the audience concerned.
+    #[error("User not allowed")]
+    UserNotAllowed,
+    /// The body of an admin request is not the expected JSON.
+    #[error("Could not decode admin user params: {0}")]
+    AdminParams(String),
+    /// `page` or `per_page` is malformed.
+    #[error("Bad Pagination Parameters: {0}")]
+    BadPagination(#[from] PageError),
+    /// `sort` is malformed.
+    #[error("Bad Sort Parameters: {0}")]
+    BadSort(#[from] SortError),
+    /// The audit `query` is malformed.
+    #[error(transparent)]
+    InvalidAuditQuery(#[from] InvalidAuditQuery),
+    /// The export secret header is missing or wrong.
+    #[error("Invalid export secret")]
+    InvalidExportSecret,
+    /// An admin path's user id is not a UUID.
+    #[error("user_id must be an UUID")]
+    BadUserId,
     /// A `validate`, `signup` or `login` webhook failed or refused; answered with the
     /// hook's own status and message (HOOKS_AND_MAIL.md 1.5).
     #[error(transparent)]

@@ -171,6 +171,7 @@ mod tests {
         Service::new(crate::app::service::Ports {
             users: Arc::new(users),
             tokens: Arc::new(MockTokenStore::new()),
+            audit: Arc::new(crate::ports::audit::MockAuditStore::new()),
             mailer: Arc::new(MockMailer::new()),
             hasher: Arc::new(hasher),
             clock: Arc::new(clock),

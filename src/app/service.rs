@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::admin::AdminSettings;
 use super::config::InstanceConfig;
 use super::error::{AuthError, Context as _};
 use super::{jwt, links};
@@ -14,6 +15,7 @@ use crate::domain::email::Email;
 use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYTES};
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
+use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
 use crate::ports::external::ProviderRegistry;
 use crate::ports::flows::FlowStore;
@@ -31,6 +33,8 @@ pub struct Ports {
     pub users: Arc<dyn UserStore>,
     /// Refresh tokens.
     pub tokens: Arc<dyn TokenStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditStore>,
     /// Mail.
     pub mailer: Arc<dyn Mailer>,
     /// Password hashing.
@@ -52,6 +56,7 @@ pub struct Ports {
 pub struct Service {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) tokens: Arc<dyn TokenStore>,
+    pub(crate) audit: Arc<dyn AuditStore>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -61,6 +66,7 @@ pub struct Service {
     pub(crate) flows: Arc<dyn FlowStore>,
     /// `OPERATOR_TOKEN`: the key of OAuth states when set.
     pub(crate) operator_token: Option<SecretString>,
+    pub(crate) admin: Arc<AdminSettings>,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -174,6 +180,7 @@ impl Service {
         Self {
             users: p.users,
             tokens: p.tokens,
+            audit: p.audit,
             mailer: p.mailer,
             hasher: p.hasher,
             clock: p.clock,
@@ -182,6 +189,7 @@ impl Service {
             identities: p.identities,
             flows: p.flows,
             operator_token: None,
+            admin: Arc::new(AdminSettings::default()),
         }
     }
 
@@ -190,6 +198,13 @@ impl Service {
     #[must_use]
     pub fn with_operator_token(mut self, token: Option<SecretString>) -> Self {
         self.operator_token = token.filter(|t| !t.expose_secret().is_empty());
+        self
+    }
+
+    /// Sets the operator token, the system-user switch and the export secret.
+    #[must_use]
+    pub fn with_admin_settings(mut self, settings: AdminSettings) -> Self {
+        self.admin = Arc::new(settings);
         self
     }
 

@@ -97,6 +97,7 @@ impl Mocks {
         Service::new(Ports {
             users: Arc::new(self.users),
             tokens: Arc::new(self.tokens),
+            audit: Arc::new(crate::ports::audit::MockAuditStore::new()),
             mailer: Arc::new(self.mailer),
             hasher: Arc::new(self.hasher),
             clock: Arc::new(clock),

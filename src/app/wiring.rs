@@ -7,6 +7,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use super::admin::AdminSettings;
 use super::config::{Config, DbDriver};
 use super::service::{Ports, Service};
 use crate::adapters::clock::SystemClock;
@@ -18,6 +19,7 @@ use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
 use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::app::hooks::resolve_hook_url;
+use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
 use crate::ports::flows::FlowStore;
 use crate::ports::hooks::{HookEvent, HookSender};
@@ -70,14 +72,18 @@ impl Store {
         }
     }
 
-    fn users(&self) -> Arc<dyn UserStore> {
+    /// The users port.
+    #[must_use]
+    pub fn users(&self) -> Arc<dyn UserStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
     }
 
-    fn tokens(&self) -> Arc<dyn TokenStore> {
+    /// The refresh-tokens port.
+    #[must_use]
+    pub fn tokens(&self) -> Arc<dyn TokenStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
@@ -91,11 +97,30 @@ impl Store {
         }
     }
 
+    /// The audit port.
+    #[must_use]
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
     fn flows(&self) -> Arc<dyn FlowStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
+    }
+
+    /// Migrates when configured to, else refuses a schema that is not up to date.
+    async fn ensure_schema(&self, automigrate: bool) -> Result<(), String> {
+        if automigrate {
+            self.migrate().await?;
+        } else if self.status().await?.iter().any(|s| !s.applied) {
+            return Err("the database schema is not up to date: run `gotrue migrate` (or set GOTRUE_DB_AUTOMIGRATE=true)".into());
+        }
+        Ok(())
     }
 
     /// Closes the pools.
@@ -187,11 +212,7 @@ pub struct Built {
 pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, String> {
     resolve_defaults(&mut config)?;
     let store = Store::open(&config).await?;
-    if config.db.automigrate {
-        store.migrate().await?;
-    } else if store.status().await?.iter().any(|s| !s.applied) {
-        return Err("the database schema is not up to date: run `gotrue migrate` (or set GOTRUE_DB_AUTOMIGRATE=true)".into());
-    }
+    store.ensure_schema(config.db.automigrate).await?;
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
@@ -205,6 +226,7 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     let service = Service::new(Ports {
         users: store.users(),
         tokens: store.tokens(),
+        audit: store.audit(),
         mailer,
         hasher: Arc::new(hasher),
         clock,
@@ -213,7 +235,8 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         identities: store.identities(),
         flows: store.flows(),
     })
-    .with_operator_token(config.operator_token.clone());
+    .with_operator_token(config.operator_token.clone())
+    .with_admin_settings(admin_settings(&config));
     let state = HttpState {
         service,
         instance_id: crate::domain::SINGLE_INSTANCE_ID,
@@ -228,6 +251,44 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         version: crate::VERSION.to_owned(),
     };
     Ok(Built { router: http::router(Arc::new(state)), store, config })
+}
+
+fn admin_settings(config: &Config) -> AdminSettings {
+    AdminSettings {
+        operator_token: config.operator_token.clone(),
+        system_user_enabled: config.admin.system_user_enabled,
+        export_secret: config.api.export_secret.clone(),
+    }
+}
+
+/// The service without the HTTP front, for the `admin` commands: opens the database (and
+/// migrates it when configured to), mails go to the log, no JWT secret is needed.
+///
+/// # Errors
+/// A message for the operator.
+pub async fn open_service(config: &Config) -> Result<(Service, Store), String> {
+    let store = Store::open(config).await?;
+    store.ensure_schema(config.db.automigrate).await?;
+    let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hooks = webhook_sender(config, Arc::clone(&clock))?;
+    let service = Service::new(Ports {
+        users: store.users(),
+        tokens: store.tokens(),
+        audit: store.audit(),
+        mailer: Arc::new(LogMailer),
+        hasher: Arc::new(hasher),
+        clock,
+        hooks,
+        providers: Arc::new(OAuthRegistry::new(
+            oauth::HttpClient::new(oauth::PROVIDER_TIMEOUT).map_err(|e| format!("could not set up the OAuth client: {e}"))?,
+        )),
+        identities: store.identities(),
+        flows: store.flows(),
+    })
+    .with_operator_token(config.operator_token.clone())
+    .with_admin_settings(admin_settings(config));
+    Ok((service, store))
 }
 
 /// The configured mailer: SMTP when `SMTP_HOST` is set, else the log mailer.

@@ -122,6 +122,65 @@ impl AuditEntry {
     }
 }
 
+/// What the audit list's `query` searches (API.md 4.21): `<scope>:<value>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditScope {
+    /// `author`: the actor's email or name.
+    Author,
+    /// `action`: the action.
+    Action,
+    /// `type`: the log type.
+    Type,
+}
+
+impl AuditScope {
+    /// The payload keys the scope matches (any of them).
+    #[must_use]
+    pub const fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Author => &["actor_email", "actor_name"],
+            Self::Action => &["action"],
+            Self::Type => &["log_type"],
+        }
+    }
+}
+
+/// A parsed audit `query`: entries whose scope fields contain `value`, case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSearch {
+    /// Which payload keys.
+    pub scope: AuditScope,
+    /// The substring to look for (never empty).
+    pub value: String,
+}
+
+/// An audit `query` that is not `<scope>:<value>` with a known scope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid query scope: {0}")]
+pub struct InvalidAuditQuery(pub String);
+
+impl AuditSearch {
+    /// Parses a `query` value; empty (or an empty value after the scope) means no search.
+    ///
+    /// # Errors
+    /// [`InvalidAuditQuery`] without a `:` or with an unknown scope.
+    pub fn parse(query: &str) -> Result<Option<Self>, InvalidAuditQuery> {
+        if query.is_empty() {
+            return Ok(None);
+        }
+        let Some((scope, value)) = query.split_once(':') else {
+            return Err(InvalidAuditQuery(query.to_owned()));
+        };
+        let scope = match scope {
+            "author" => AuditScope::Author,
+            "action" => AuditScope::Action,
+            "type" => AuditScope::Type,
+            _ => return Err(InvalidAuditQuery(query.to_owned())),
+        };
+        Ok((!value.is_empty()).then(|| Self { scope, value: value.to_owned() }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +198,16 @@ mod tests {
             s,
             r#"{"action":"user_deleted","actor_email":"a@example.com","actor_id":"00000000-0000-0000-0000-000000000000","actor_name":"Ann","log_type":"team","timestamp":"2024-05-01T10:00:00Z","traits":{"user_email":"b@example.com","user_id":"00000000-0000-0000-0000-000000000000"}}"#
         );
+    }
+
+    #[test]
+    fn audit_queries_parse_like_upstream() {
+        assert_eq!(AuditSearch::parse(""), Ok(None));
+        assert_eq!(AuditSearch::parse("author:"), Ok(None));
+        assert_eq!(AuditSearch::parse("author:a:b"), Ok(Some(AuditSearch { scope: AuditScope::Author, value: "a:b".into() })));
+        assert_eq!(AuditSearch::parse("type:team").unwrap().unwrap().scope.fields(), ["log_type"]);
+        assert_eq!(AuditSearch::parse("action").unwrap_err().to_string(), "Invalid query scope: action");
+        assert_eq!(AuditSearch::parse("who:x").unwrap_err().to_string(), "Invalid query scope: who:x");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::tokens::NewRefreshToken;
 use super::BoxError;
 use crate::domain::audit::AuditEntry;
+use crate::domain::page::{Page, Pagination, SortDirection};
 use crate::domain::user::User;
 
 /// Storage failures a use case can act on.
@@ -62,6 +63,20 @@ impl Effects {
     }
 }
 
+/// Which users a list returns (admin API and CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserListQuery {
+    /// Only this audience; `None`: every audience of the instance.
+    pub aud: Option<String>,
+    /// Only users whose email or `user_metadata.full_name` contains this text,
+    /// case-insensitively (`%` and `_` match themselves).
+    pub filter: Option<String>,
+    /// By creation time, ties by id.
+    pub order: SortDirection,
+    /// Which rows.
+    pub page: Pagination,
+}
+
 /// Users, keyed by id and by (instance, audience, normalised email).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -96,6 +111,20 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::Conflict`] when the guard fails or the row is gone;
     /// [`StoreError::EmailTaken`] when the new email collides.
     async fn update_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
+
+    /// One page of the instance's users matching `query`, and how many match overall.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn list_users(&self, instance_id: Uuid, query: &UserListQuery) -> Result<Page<User>, StoreError>;
+
+    /// Undoes the insert of a user whose follow-up failed (an invite whose mail could not be
+    /// sent): deletes the user, if `guard` holds, and the audit entries the insert wrote, in
+    /// one transaction, so the log does not tell of what never was.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the guard fails or the row is gone.
+    async fn retract_user(&self, user: &User, guard: &Guard, audit_ids: &[Uuid]) -> Result<(), StoreError>;
 
     /// Deletes the user, their refresh tokens and their external identities, if `guard`
     /// holds, with its effects.

@@ -2,6 +2,7 @@
 //! records every request and answers as each test scripts it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods, missing_docs)]
 
+mod admin;
 mod delivery;
 mod events;
 mod guard;

@@ -52,6 +52,7 @@ async fn direct(instance_id: Uuid, vars: &[(&str, &str)]) -> Direct {
     let service = Service::new(Ports {
         users: Arc::new(store.clone()),
         tokens: Arc::new(store.clone()),
+        audit: Arc::new(store.clone()),
         mailer: Arc::new(MemoryOutbox::default()),
         hasher: Arc::new(PooledHasher::new(&config.instance.password).unwrap()),
         clock,

@@ -2,13 +2,20 @@
 //! an in-memory outbox; every endpoint's happy path and documented errors.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods, missing_docs)]
 
+mod admin;
+mod audit;
+mod cli;
 mod cors_and_router;
+mod invite;
 mod recover;
 mod signup;
 mod smoke;
 mod token;
 mod user;
 mod verify;
+
+#[path = "../storage/scratch_mysql.rs"]
+mod scratch_mysql;
 
 use std::sync::Arc;
 
@@ -29,6 +36,25 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
+    // Declared last: dropped (and the database with it) after the store.
+    _scratch: Option<scratch_mysql::ScratchDb>,
+}
+
+/// Which database a [`TestApp`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    MySql,
+}
+
+/// The engines to run a scenario on: SQLite always, MySQL/MariaDB when
+/// `GOTRUE_TEST_MYSQL_URL` is set.
+pub fn engines() -> Vec<Engine> {
+    let mut e = vec![Engine::Sqlite];
+    if scratch_mysql::server_url().is_some() {
+        e.push(Engine::MySql);
+    }
+    e
 }
 
 /// A response: status, headers and the body as JSON (Null when not JSON).
@@ -75,14 +101,38 @@ impl TestApp {
 
     /// Starts a server with the test environment plus `extra` variables.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_on(Engine::Sqlite, extra).await
+    }
+
+    /// Starts a server on `engine` (MySQL: a fresh `gt_<random>` database, dropped after).
+    pub async fn spawn_on(engine: Engine, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("test.db");
-        let db = db.to_str().unwrap().to_owned();
+        let (db, driver, scratch) = match engine {
+            Engine::Sqlite => (dir.path().join("test.db").to_str().unwrap().to_owned(), "sqlite", None),
+            Engine::MySql => {
+                let server = scratch_mysql::server_url().expect("GOTRUE_TEST_MYSQL_URL");
+                let scratch = scratch_mysql::ScratchDb::create(&server, "gt_").await;
+                (scratch.url().to_string(), "mysql", Some(scratch))
+            }
+        };
+        Self::spawn_db(dir, driver, &db, scratch, extra).await
+    }
+
+    /// Starts a server on an existing database (`driver` `sqlite` or `mysql`).
+    pub async fn spawn_db(
+        dir: tempfile::TempDir,
+        driver: &str,
+        db: &str,
+        scratch: Option<scratch_mysql::ScratchDb>,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let db = db.to_owned();
         let mut pairs: Vec<(String, String)> = [
             ("GOTRUE_JWT_SECRET", SECRET),
             ("GOTRUE_JWT_AUD", AUD),
             ("GOTRUE_SITE_URL", SITE),
-            ("GOTRUE_DB_DRIVER", "sqlite"),
+            ("GOTRUE_DB_DRIVER", driver),
+            ("GOTRUE_DB_AUTOMIGRATE", "true"),
             ("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64"),
             ("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1"),
             ("GOTRUE_PASSWORD_BCRYPT_COST", "4"),
@@ -104,7 +154,7 @@ impl TestApp {
         tokio::spawn(async move {
             axum::serve(listener, built.router).await.unwrap();
         });
-        Self { url: format!("http://{addr}"), outbox, store, client: reqwest::Client::new(), _dir: dir }
+        Self { url: format!("http://{addr}"), outbox, store, client: reqwest::Client::new(), _dir: dir, _scratch: scratch }
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
@@ -126,6 +176,10 @@ impl TestApp {
 
     pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.put(format!("{}{path}", self.url))
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(format!("{}{path}", self.url))
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {
@@ -191,4 +245,55 @@ pub fn jwt_part(token: &str, i: usize) -> Value {
     use base64::Engine as _;
     let p = token.split('.').nth(i).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+}
+
+/// A user to insert straight into the store (no audit entry, as upstream's fixtures).
+pub struct Seed<'a> {
+    pub email: &'a str,
+    pub aud: &'a str,
+    pub role: &'a str,
+    pub super_admin: bool,
+    pub full_name: Option<&'a str>,
+    /// Creation time; default now (whole seconds, as MySQL keeps them).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Password (bcrypt); the user is confirmed.
+    pub password: &'a str,
+}
+
+impl Default for Seed<'_> {
+    fn default() -> Self {
+        Self { email: "", aud: AUD, role: "", super_admin: false, full_name: None, created_at: None, password: "password" }
+    }
+}
+
+/// Now, in whole seconds.
+pub fn now_s() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound as _;
+    chrono::Utc::now().trunc_subsecs(0)
+}
+
+impl TestApp {
+    /// Inserts a confirmed user.
+    pub async fn seed(&self, s: Seed<'_>) -> gotrue::domain::user::User {
+        let at = s.created_at.unwrap_or_else(now_s);
+        let data = s.full_name.map(|n| serde_json::json!({"full_name": n}).as_object().cloned().unwrap());
+        let hash = bcrypt::hash(s.password, 4).unwrap();
+        let mut u = gotrue::domain::user::User::new(uuid::Uuid::nil(), s.aud, s.email, hash, data, at);
+        u.role = s.role.to_owned();
+        u.is_super_admin = s.super_admin;
+        u.confirm(at);
+        self.store.users().insert_user(&u, &Default::default()).await.unwrap();
+        u
+    }
+
+    /// upstream's fixture: super admin `test@example.com` ("Test User"); returns its token.
+    pub async fn super_admin(&self) -> String {
+        let u = self.seed(Seed { email: "test@example.com", super_admin: true, full_name: Some("Test User"), ..Seed::default() }).await;
+        token_for(&u)
+    }
+}
+
+/// An access token for a stored user.
+pub fn token_for(u: &gotrue::domain::user::User) -> String {
+    sign(&serde_json::json!({"sub": u.id.to_string(), "aud": u.aud, "email": u.email, "exp": 4_000_000_000i64}))
 }

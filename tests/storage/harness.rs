@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use gotrue::adapters::db::migrate::{self, Status};
 use gotrue::adapters::db::{MySqlStore, SqliteStore, Tables};
+use gotrue::ports::audit::AuditStore;
 use gotrue::ports::tokens::TokenStore;
 use gotrue::ports::users::UserStore;
 use secrecy::SecretString;
@@ -55,6 +56,8 @@ pub struct Store {
     pub users: Arc<dyn UserStore>,
     /// The refresh-token port.
     pub tokens: Arc<dyn TokenStore>,
+    /// The audit-log port.
+    pub audit: Arc<dyn AuditStore>,
     /// The adapter, for `migrate()`, `pool()` and `tables()`.
     pub engine: Engine,
     // Declared last: the database goes away after the pools above are dropped.
@@ -111,11 +114,11 @@ impl Store {
                 Engine::MySql(MySqlStore::connect(&SecretString::from(db.url().to_string()), namespace, pool).await.expect("connect MySQL"))
             }
         };
-        let (users, tokens): (Arc<dyn UserStore>, Arc<dyn TokenStore>) = match &engine {
-            Engine::Sqlite(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
-            Engine::MySql(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
+        let (users, tokens, audit): (Arc<dyn UserStore>, Arc<dyn TokenStore>, Arc<dyn AuditStore>) = match &engine {
+            Engine::Sqlite(s) => (Arc::new(s.clone()), Arc::new(s.clone()), Arc::new(s.clone())),
+            Engine::MySql(s) => (Arc::new(s.clone()), Arc::new(s.clone()), Arc::new(s.clone())),
         };
-        let store = Self { users, tokens, engine, place };
+        let store = Self { users, tokens, audit, engine, place };
         store.migrate_twice().await;
         store
     }

@@ -12,11 +12,13 @@ mod fixtures;
 mod harness;
 mod scratch_mysql;
 
-use gotrue::domain::audit::AuditAction;
+use gotrue::domain::audit::{AuditAction, AuditEntry, AuditScope, AuditSearch};
 use gotrue::domain::email::normalise;
+use gotrue::domain::page::{Pagination, SortDirection};
 use gotrue::domain::token::{digest, NewToken};
+use gotrue::ports::audit::AuditListQuery;
 use gotrue::ports::tokens::NewRefreshToken;
-use gotrue::ports::users::{Effects, Guard, StoreError, TokenColumn};
+use gotrue::ports::users::{Effects, Guard, StoreError, TokenColumn, UserListQuery};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -84,6 +86,10 @@ contract!(
     delete_removes_identities,
     oauth_states_are_single_use_and_expired_ones_purged,
     auth_codes_are_taken_once,
+    list_users_filters_orders_and_pages,
+    list_users_search_keeps_up_with_updates,
+    list_audit_searches_newest_first,
+    retract_user_removes_the_user_and_its_audit,
 );
 
 fn is_taken(r: &Result<(), StoreError>) -> bool {
@@ -740,6 +746,154 @@ async fn audit_payload_round_trips(s: Store) {
     let rows = s.audit_rows().await;
     let row = rows.iter().find(|r| r.id == e.id).unwrap();
     assert_eq!(row.payload["actor_name"], json!("Ferris 🦀"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin lists
+
+fn page(page: u64, per_page: u64) -> Pagination {
+    Pagination { page, per_page, capped: false }
+}
+
+fn users_query(aud: Option<&str>, filter: Option<&str>, order: SortDirection, p: Pagination) -> UserListQuery {
+    UserListQuery { aud: aud.map(str::to_owned), filter: filter.map(str::to_owned), order, page: p }
+}
+
+async fn list_users_filters_orders_and_pages(s: Store) {
+    let inst = Uuid::new_v4();
+    let mut expected = Vec::new();
+    for (i, (email, name, secs)) in [
+        ("ann@example.com", "Ann Lee", 1),
+        ("bob@example.com", "Zoë QUUX", 2),
+        ("cy@example.org", "100% Cy", 2),
+        ("dee_x@example.org", "Dee", 2),
+        ("eve@example.net", "Eve", 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut u = user(inst, AUD, email);
+        u.user_metadata = Some(obj(json!({"full_name": name, "n": i})));
+        u.created_at = at(secs);
+        s.users.insert_user(&u, &Effects::default()).await.unwrap();
+        expected.push((u.created_at, u.id));
+    }
+    s.users.insert_user(&user(inst, "other-aud", "far@example.com"), &Effects::default()).await.unwrap();
+    s.users.insert_user(&user(Uuid::new_v4(), AUD, "elsewhere@example.com"), &Effects::default()).await.unwrap();
+    expected.sort_by_key(|(t, id)| (t.timestamp(), id.to_string()));
+    let asc: Vec<Uuid> = expected.iter().map(|(_, id)| *id).collect();
+    let desc: Vec<Uuid> = asc.iter().rev().copied().collect();
+    let ids = |p: &gotrue::domain::page::Page<gotrue::domain::user::User>| p.items.iter().map(|u| u.id).collect::<Vec<_>>();
+
+    // Pages in both orders: ties broken by id, no overlap, totals exact.
+    for (order, want) in [(SortDirection::Desc, &desc), (SortDirection::Asc, &asc)] {
+        let mut seen = Vec::new();
+        for n in 1..=3 {
+            let got = s.users.list_users(inst, &users_query(Some(AUD), None, order, page(n, 2))).await.unwrap();
+            assert_eq!(got.total, 5, "{}", s.kind());
+            seen.extend(ids(&got));
+        }
+        assert_eq!(&seen, want, "{}: {order:?}", s.kind());
+    }
+    let past = s.users.list_users(inst, &users_query(Some(AUD), None, SortDirection::Desc, page(9, 2))).await.unwrap();
+    assert_eq!((past.items.len(), past.total), (0, 5));
+    let all = s.users.list_users(inst, &users_query(None, None, SortDirection::Asc, page(1, 50))).await.unwrap();
+    assert_eq!(all.total, 6, "{}: every audience of the instance, no other instance", s.kind());
+
+    // Searches: email or full name, any case (Unicode too), `%` and `_` literal; in the
+    // list's order.
+    let listed = s.users.list_users(inst, &users_query(Some(AUD), None, SortDirection::Desc, page(1, 50))).await.unwrap();
+    for (filter, emails) in [
+        ("EXAMPLE.ORG", vec!["cy@example.org", "dee_x@example.org"]),
+        ("zoë quux", vec!["bob@example.com"]),
+        ("ZOË", vec!["bob@example.com"]),
+        ("ann", vec!["ann@example.com"]),
+        ("%", vec!["cy@example.org"]),
+        ("_", vec!["dee_x@example.org"]),
+        ("nobody", vec![]),
+    ] {
+        let got = s.users.list_users(inst, &users_query(Some(AUD), Some(filter), SortDirection::Desc, page(1, 50))).await.unwrap();
+        let want: Vec<Uuid> = listed.items.iter().filter(|u| emails.contains(&u.email.as_str())).map(|u| u.id).collect();
+        assert_eq!(ids(&got), want, "{}: {filter:?}", s.kind());
+        assert_eq!(got.total, emails.len() as u64);
+    }
+    let got = s.users.list_users(inst, &users_query(Some(AUD), Some("example"), SortDirection::Asc, page(2, 2))).await.unwrap();
+    assert_eq!((ids(&got), got.total), (asc[2..4].to_vec(), 5), "{}: a search pages like the list", s.kind());
+}
+
+async fn list_users_search_keeps_up_with_updates(s: Store) {
+    let mut u = user(Uuid::nil(), AUD, "renamed@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let find = |f: &'static str| users_query(Some(AUD), Some(f), SortDirection::Desc, page(1, 10));
+    assert_eq!(s.users.list_users(Uuid::nil(), &find("test user")).await.unwrap().total, 1);
+    u.user_metadata = Some(obj(json!({"full_name": "Ada Lovelace"})));
+    s.users.update_user(&u, &Guard::None, &Effects::default()).await.unwrap();
+    assert_eq!(s.users.list_users(Uuid::nil(), &find("test user")).await.unwrap().total, 0, "{}", s.kind());
+    assert_eq!(s.users.list_users(Uuid::nil(), &find("LOVELACE")).await.unwrap().total, 1, "{}", s.kind());
+    // A row whose name key was never computed (another program wrote it) matches on its JSON.
+    s.exec(&format!("UPDATE {} SET name_key = NULL", s.tables().users), &[]).await;
+    assert_eq!(s.users.list_users(Uuid::nil(), &find("lovelace")).await.unwrap().total, 1, "{}", s.kind());
+}
+
+async fn list_audit_searches_newest_first(s: Store) {
+    let inst = Uuid::new_v4();
+    let u = user(inst, AUD, "actor@example.com");
+    let mut entries = Vec::new();
+    for (i, action) in [AuditAction::Login, AuditAction::UserModified, AuditAction::Logout, AuditAction::Login].into_iter().enumerate() {
+        let mut e = audit(&u, action);
+        e.created_at = at(i64::try_from(i).unwrap() * 10);
+        entries.push(e);
+    }
+    let mut tie = audit(&u, AuditAction::Logout);
+    tie.created_at = at(30);
+    entries.push(tie);
+    s.tokens.grant_refresh_token(&refresh_for(&u, 1), &entries).await.unwrap();
+    s.tokens
+        .grant_refresh_token(&refresh_for(&u, 1), &[audit(&user(Uuid::new_v4(), AUD, "x@example.com"), AuditAction::Login)])
+        .await
+        .unwrap();
+    let mut want = entries.clone();
+    want.sort_by_key(|e: &AuditEntry| (e.created_at.timestamp(), e.id.to_string()));
+    want.reverse();
+    let want: Vec<Uuid> = want.iter().map(|e| e.id).collect();
+    let q = |search: Option<AuditSearch>, p| AuditListQuery { search, page: p };
+    let mut seen = Vec::new();
+    for n in 1..=3 {
+        let got = s.audit.list_audit(inst, &q(None, page(n, 2))).await.unwrap();
+        assert_eq!(got.total, 5, "{}: this instance only", s.kind());
+        seen.extend(got.items.iter().map(|e| e.id));
+    }
+    assert_eq!(seen, want, "{}: newest first, ties by id", s.kind());
+    let search = |scope, value: &str| Some(AuditSearch { scope, value: value.to_owned() });
+    for (sq, n) in [
+        (search(AuditScope::Action, "LOGIN"), 2),
+        (search(AuditScope::Type, "account"), 4),
+        (search(AuditScope::Author, "Test User"), 5),
+        (search(AuditScope::Author, "ACTOR@"), 5),
+        (search(AuditScope::Author, "%"), 0),
+    ] {
+        let got = s.audit.list_audit(inst, &q(sq.clone(), page(1, 50))).await.unwrap();
+        assert_eq!((got.items.len() as u64, got.total), (n, n), "{}: {sq:?}", s.kind());
+    }
+    let got = s.audit.list_audit(inst, &q(None, page(1, 1))).await.unwrap();
+    let newest = entries.iter().find(|e| e.id == want[0]).unwrap();
+    assert_eq!((got.items[0].id, &got.items[0].payload, got.items[0].instance_id), (newest.id, &newest.payload, inst));
+}
+
+async fn retract_user_removes_the_user_and_its_audit(s: Store) {
+    let mut u = user(Uuid::nil(), AUD, "invited@example.com");
+    let token = NewToken::generate();
+    u.confirmation_token.clone_from(&token.digest);
+    let invited = audit(&u, AuditAction::UserInvited);
+    let other = audit(&u, AuditAction::Login);
+    s.users.insert_user(&u, &Effects::audit(vec![invited.clone(), other.clone()])).await.unwrap();
+    let r = s.users.retract_user(&u, &Guard::Token(TokenColumn::Confirmation, digest("wrong")), &[invited.id]).await;
+    assert!(is_conflict(&r), "{}: {r:?}", s.kind());
+    assert_eq!(s.audit_rows().await.len(), 2, "{}: a failed guard retracts nothing", s.kind());
+    s.users.retract_user(&u, &Guard::Token(TokenColumn::Confirmation, token.digest), &[invited.id]).await.unwrap();
+    assert!(s.users.find_user_by_id(None, u.id).await.unwrap().is_none());
+    let rows = s.audit_rows().await;
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [other.id], "{}", s.kind());
 }
 
 #[test]

@@ -40,11 +40,13 @@ pub const MYSQL: &[Migration] = &[
     migration!("mysql", "20261128000002", "gotrue_rs_token_indexes"),
     migration!("mysql", "20261128000003", "gotrue_rs_secure_email_change"),
     migration!("mysql", "20261128000004", "gotrue_rs_external_identities"),
+    migration!("mysql", "20261128000005", "gotrue_rs_admin_lists"),
 ];
 
 /// SQLite.
 pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "20261128000000", "initial"),
+    migration!("sqlite", "20261128000001", "gotrue_rs_admin_lists"),
     migration!("sqlite", "20261128000003", "secure_email_change"),
     migration!("sqlite", "20261128000004", "external_identities"),
 ];

@@ -9,7 +9,7 @@ use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
 use super::migrate::{self, Condition, Status};
-use super::store::{sql_store, Sql};
+use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
 /// Users, tokens and audit entries in MySQL/MariaDB.
@@ -123,7 +123,7 @@ impl MySqlStore {
             {
                 Ok(pool) => {
                     let tables = Tables::new(namespace);
-                    return Ok(Self { read: pool.clone(), write: pool, sql: Sql::new(&tables), tables });
+                    return Ok(Self { read: pool.clone(), write: pool, sql: Sql::new(&tables, Dialect::MySql), tables });
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -244,7 +244,7 @@ impl MySqlStore {
         Ok((n > 0) == want_present)
     }
 
-    /// Fills `email_key` for rows another program wrote and replaces upstream's plaintext
+    /// Fills `email_key` and `name_key` for rows another program wrote and replaces upstream's plaintext
     /// tokens by their digests (one-way: the Go server cannot read them afterwards).
     ///
     /// # Errors
@@ -262,6 +262,13 @@ impl MySqlStore {
         sqlx::query(&format!(
             "UPDATE {} SET token = CONCAT('h1:', SHA2(token, 256)) WHERE token <> '' AND token NOT LIKE 'h1:%'",
             t.refresh_tokens
+        ))
+        .execute(&self.write)
+        .await?;
+        sqlx::query(&format!(
+            "UPDATE {} SET name_key = COALESCE(LEFT(LOWER(JSON_UNQUOTE(JSON_EXTRACT(raw_user_meta_data, '$.full_name'))), 255), '') \
+             WHERE name_key IS NULL",
+            t.users
         ))
         .execute(&self.write)
         .await?;

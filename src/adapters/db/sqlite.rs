@@ -11,7 +11,7 @@ use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
 use super::migrate::{self, Condition, Status};
-use super::store::{sql_store, Sql};
+use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
 /// Users, tokens and audit entries in a SQLite file.
@@ -67,7 +67,7 @@ impl SqliteStore {
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
         let tables = Tables::new(namespace);
-        Ok(Self { read, write, sql: Sql::new(&tables), tables })
+        Ok(Self { read, write, sql: Sql::new(&tables, Dialect::Sqlite), tables })
     }
 
     /// The writer pool (tests, benchmarks).

@@ -89,7 +89,7 @@ impl From<AuthError> for ApiError {
         match e {
             A::EmailProviderDisabled => Self::http(S::BAD_REQUEST, msg),
             A::SignupDisabled => Self::http(S::FORBIDDEN, msg),
-            A::PasswordRequired | A::WeakPassword(_) | A::EmailTaken | A::VerifyTokenRequired | A::VerifyTypeRequired => {
+            A::PasswordRequired | A::WeakPassword(_) | A::EmailTaken | A::UserExists | A::VerifyTokenRequired | A::VerifyTypeRequired => {
                 Self::http(S::UNPROCESSABLE_ENTITY, msg)
             }
             A::ConfirmationTokenExpired
@@ -105,6 +105,11 @@ impl From<AuthError> for ApiError {
             A::UnsupportedGrantType => Self::oauth(OAuthCode::UnsupportedGrantType, ""),
             A::RefreshTokenRequired => Self::oauth(OAuthCode::InvalidRequest, msg),
             A::UserNotFound => Self::http(S::NOT_FOUND, msg),
+            A::BearerRequired | A::InvalidAdminUser | A::UserNotAllowed | A::InvalidExportSecret => Self::http(S::UNAUTHORIZED, msg),
+            A::InvalidToken(_) => Self::Unauthorized(msg),
+            A::AdminParams(_) | A::BadPagination(_) | A::BadSort(_) | A::InvalidAuditQuery(_) | A::BadUserId => {
+                Self::http(S::BAD_REQUEST, msg)
+            }
             A::RecoverRateLimited => Self::http(S::TOO_MANY_REQUESTS, msg),
             A::AppMetadataRequiresAdmin | A::EmailChangeTokenMismatch | A::InvalidUser => Self::http(S::UNAUTHORIZED, msg),
             A::Hook(h) => Self::from(h),

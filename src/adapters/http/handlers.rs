@@ -58,7 +58,7 @@ impl FromRequest<Arc<HttpState>> for Body {
     }
 }
 
-fn params<T: serde::de::DeserializeOwned + Default>(body: &[u8], prefix: &str) -> Result<T, ApiError> {
+pub(super) fn params<T: serde::de::DeserializeOwned + Default>(body: &[u8], prefix: &str) -> Result<T, ApiError> {
     decode(body).map_err(|e| ApiError::http(StatusCode::BAD_REQUEST, format!("{prefix}: {e}")))
 }
 
@@ -69,7 +69,7 @@ fn authenticate(state: &HttpState, headers: &HeaderMap, ctx: &Ctx) -> Result<Ver
 }
 
 /// `Authorization: Bearer <token>` with exactly one space and no whitespace in the token.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
     (!token.is_empty() && !token.chars().any(char::is_whitespace)).then_some(token)

@@ -9,7 +9,7 @@ use std::io;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::{Map, Value};
 
 /// Decodes a request body leniently into `T`; the error is the decoder's message
@@ -30,6 +30,19 @@ pub fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
         other => return Err(format!("json: cannot unmarshal {} into an object", kind(&other))),
     };
     serde_json::from_value(Value::Object(fold_keys(obj))).map_err(|e| format!("json: {e}"))
+}
+
+/// For `#[serde(deserialize_with)]`: a JSON `null` leaves the field at its default, as
+/// Go's decoder leaves a `null` field untouched.
+///
+/// # Errors
+/// The value is neither `null` nor a `T`.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -81,6 +81,7 @@ impl Mocks {
         Service::new(Ports {
             users: Arc::new(self.users),
             tokens: Arc::new(MockTokenStore::new()),
+            audit: Arc::new(crate::ports::audit::MockAuditStore::new()),
             mailer: Arc::new(MockMailer::new()),
             hasher: Arc::new(MockPasswordHasher::new()),
             clock: Arc::new(clock),

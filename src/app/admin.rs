@@ -272,7 +272,7 @@ impl Service {
                 return Ok(AdminCandidate { principal: Principal::Operator, request_aud: ctx.aud(None) });
             }
         }
-        let claims = jwt::verify(token, ctx.jwt_secret(), self.now().timestamp()).map_err(AuthError::InvalidToken)?;
+        let claims = jwt::verify(token, ctx.jwt_secret(), self.now().timestamp(), None).map_err(AuthError::InvalidToken)?;
         let request_aud = ctx.aud(Some(claims.aud()));
         let principal = if claims.sub.is_empty() {
             return Err(AuthError::InvalidAdminUser);

@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod cors_and_router;
 mod invite;
+mod jwt;
 mod ratelimit;
 mod recover;
 mod signup;

@@ -8,6 +8,7 @@ mod cli;
 mod cors_and_router;
 mod invite;
 mod jwt;
+mod password;
 mod ratelimit;
 mod recover;
 mod signup;

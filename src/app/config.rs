@@ -245,6 +245,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Time allowed for one request before 503 (seconds).
     pub request_timeout: Duration,
+    /// `GOTRUE_API_HEADER_READ_TIMEOUT`: time a connection may take to send a request's
+    /// headers, and may sit idle before its first or next request (seconds; slowloris).
+    pub header_read_timeout: Duration,
 }
 
 /// Requests allowed per client address in [`RATE_LIMIT_WINDOW`] on each limited endpoint
@@ -705,6 +708,7 @@ impl Config {
                     .filter(|v| *v > 0)
                     .ok_or_else(|| invalid("GOTRUE_API_MAX_BODY_BYTES", "must be positive".into()))?,
                 request_timeout: nonneg_secs(env, "API_REQUEST_TIMEOUT", &[], 30)?,
+                header_read_timeout: nonneg_secs(env, "API_HEADER_READ_TIMEOUT", &[], 10)?,
             },
             db: DbConfig {
                 driver,

@@ -257,6 +257,15 @@ impl Service {
         self.hasher.hash(password.clone()).await.context(msg)
     }
 
+    /// Refuses a user whose metadata grew past [`crate::domain::metadata::MAX_METADATA_BYTES`].
+    pub(crate) fn check_metadata(user: &User) -> Result<(), AuthError> {
+        use crate::domain::metadata::too_large;
+        if too_large(&user.user_metadata) || too_large(&user.app_metadata) {
+            return Err(AuthError::MetadataTooLarge);
+        }
+        Ok(())
+    }
+
     /// Checks a new password against the policy.
     pub(crate) fn check_password(ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
         ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))

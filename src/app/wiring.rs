@@ -395,23 +395,62 @@ pub async fn serve(built: Built) -> Result<(), String> {
     let addr = format!("{host}:{}", built.config.api.port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| format!("could not listen on {addr}: {e}"))?;
     tracing::info!("GoTrue API started on: {addr}");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, built.router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(
-        async move {
-            shutdown_signal().await;
-            let _ = tx.send(());
-        },
-    );
-    let drain = async {
-        let _ = rx.await;
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-    };
-    tokio::select! {
-        r = server => r.map_err(|e| e.to_string())?,
-        () = drain => tracing::warn!("shutdown grace period over; closing remaining connections"),
-    }
+    serve_on(listener, built.router, built.config.api.header_read_timeout, shutdown_signal()).await;
     built.store.close().await;
     Ok(())
+}
+
+/// How long in-flight requests may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains open connections
+/// (up to [`SHUTDOWN_GRACE`]). A connection that does not deliver a request's headers
+/// within `header_read_timeout` (including while idle before its first or next request)
+/// is closed (WEAKNESSES.md 32). Handlers see the peer address as
+/// `ConnectInfo<SocketAddr>`.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: axum::Router,
+    header_read_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let svc = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
 }
 
 async fn shutdown_signal() {

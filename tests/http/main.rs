@@ -11,6 +11,7 @@ mod jwt;
 mod password;
 mod ratelimit;
 mod recover;
+mod robustness;
 mod signup;
 mod smoke;
 mod token;

@@ -677,16 +677,20 @@ fn refresh_row(user: &User, age: Duration, revoked: bool) -> RefreshToken {
 }
 
 impl Mocks {
-    /// `find_refresh_token(digest(RT))` answers `row`, once.
-    fn refresh_token_row(&mut self, row: Option<RefreshToken>) {
-        self.tokens.expect_find_refresh_token().withf(|d| d == digest(RT)).times(1).returning(move |_| Ok(row.clone()));
+    /// `find_refresh_session(digest(RT))` answers `row` with `user`, once.
+    fn refresh_session(&mut self, row: Option<RefreshToken>, user: Option<User>) {
+        self.tokens
+            .expect_find_refresh_session()
+            .withf(|d| d == digest(RT))
+            .times(1)
+            .returning(move |_| Ok(row.clone().map(|r| (r, user.clone()))));
     }
 }
 
 #[tokio::test]
 async fn refresh_grant_blank_token_is_required() {
     let mut m = Mocks::new();
-    m.tokens.expect_find_refresh_token().never();
+    m.tokens.expect_find_refresh_session().never();
     let svc = m.service();
     for blank in ["", "   "] {
         let err = svc.refresh_grant(&ctx(), blank).await.unwrap_err();
@@ -697,7 +701,7 @@ async fn refresh_grant_blank_token_is_required() {
 #[tokio::test]
 async fn refresh_grant_unknown_token_is_invalid() {
     let mut m = Mocks::new();
-    m.refresh_token_row(None);
+    m.refresh_session(None, None);
     m.users.expect_find_user_by_id().never();
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
@@ -712,7 +716,7 @@ async fn refresh_grant_token_of_another_instance_is_invalid() {
     let mut foreign = confirmed_user();
     foreign.instance_id = other_instance();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&foreign, Duration::hours(1), false)));
+    m.refresh_session(Some(refresh_row(&foreign, Duration::hours(1), false)), Some(foreign.clone()));
     m.users.expect_find_user_by_id().never();
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
@@ -726,8 +730,7 @@ async fn refresh_grant_token_of_another_instance_is_invalid() {
 async fn refresh_grant_revoked_token_is_invalid_and_clears_the_cookie() {
     let user = confirmed_user();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&user, Duration::hours(1), true)));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), true)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
 
@@ -740,8 +743,7 @@ async fn refresh_grant_revoked_token_is_invalid_and_clears_the_cookie() {
 async fn refresh_grant_token_older_than_the_default_lifetime_is_expired() {
     let user = confirmed_user();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&user, Duration::days(31), false)));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(refresh_row(&user, Duration::days(31), false)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
 
@@ -754,8 +756,7 @@ async fn refresh_grant_token_older_than_the_default_lifetime_is_expired() {
 async fn refresh_grant_losing_a_concurrent_rotation_is_invalid() {
     let user = confirmed_user();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&user, Duration::hours(1), false)));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().times(1).returning(|_, _, _| Err(StoreError::Conflict));
     let svc = m.service();
 
@@ -769,8 +770,7 @@ async fn refresh_grant_rotates_the_token_with_refreshed_and_revoked_audit_entrie
     let user = confirmed_user();
     let row = refresh_row(&user, Duration::days(29), false);
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(row.clone()));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(row.clone()), Some(user.clone()));
     let rotations = Recorder::new();
     let r = rotations.clone();
     m.tokens.expect_rotate_refresh_token().times(1).returning(move |old, new, audit| {

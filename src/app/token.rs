@@ -70,12 +70,11 @@ impl Service {
         let Some(digest) = lookup_digest(refresh_token) else {
             return Err(AuthError::RefreshTokenRequired);
         };
-        let token = self.tokens.find_refresh_token(&digest).await.context("Database error finding refresh token")?;
-        // A token of another tenant is treated as unknown (WEAKNESSES.md 4).
-        let Some(token) = token.filter(|t| t.instance_id == ctx.instance_id) else {
-            return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
-        };
-        let Some(user) = self.users.find_user_by_id(Some(ctx.instance_id), token.user_id).await.context("Database error finding user")?
+        // One lookup for the token and its user; a token of another tenant, or whose user
+        // is gone or belongs elsewhere, is treated as unknown (WEAKNESSES.md 4).
+        let session = self.tokens.find_refresh_session(&digest).await.context("Database error finding refresh token")?;
+        let Some((token, Some(user))) =
+            session.filter(|(t, u)| t.instance_id == ctx.instance_id && u.as_ref().is_none_or(|u| u.instance_id == ctx.instance_id))
         else {
             return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
         };

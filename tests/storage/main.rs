@@ -78,6 +78,7 @@ contract!(
     refresh_token_grant_find_rotate,
     concurrent_rotations_one_wins,
     revoke_user_tokens_deletes_them,
+    refresh_session_reads_token_and_user_at_once,
     audit_payload_round_trips,
     namespaces_are_isolated,
     identity_round_trips_with_its_user,
@@ -1000,4 +1001,26 @@ mod cancellation {
         };
         cancelled_rotation_leaves_the_store_usable(s).await;
     }
+}
+
+async fn refresh_session_reads_token_and_user_at_once(s: Store) {
+    let inst = Uuid::new_v4();
+    let mut u = user(inst, AUD, "session@example.com");
+    u.merge_user_metadata(serde_json::json!({"full_name": "Séance"}).as_object().cloned().unwrap());
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let t = refresh_for(&u, 1);
+    s.tokens.grant_refresh_token(&t, &[]).await.unwrap();
+    let (row, found) = s.tokens.find_refresh_session(&t.token).await.unwrap().unwrap();
+    assert_eq!(row, s.tokens.find_refresh_token(&t.token).await.unwrap().unwrap());
+    let found = found.expect("the user is joined");
+    assert_eq!(found.id, u.id);
+    assert_eq!(found.email, u.email);
+    assert_eq!(found.full_name(), Some("Séance"));
+    assert!(s.tokens.find_refresh_session("h1:unknown").await.unwrap().is_none());
+    // A token whose user is gone (a row another program left) still reads, without a user.
+    let orphan = NewRefreshToken { user_id: Uuid::new_v4(), ..refresh_for(&u, 2) };
+    s.tokens.grant_refresh_token(&orphan, &[]).await.unwrap();
+    let (row, found) = s.tokens.find_refresh_session(&orphan.token).await.unwrap().unwrap();
+    assert_eq!(row.user_id, orphan.user_id);
+    assert!(found.is_none());
 }

@@ -217,6 +217,7 @@ pub(crate) struct Sql {
     pub(crate) insert_audit: String,
     pub(crate) insert_refresh: String,
     pub(crate) refresh_by_token: String,
+    pub(crate) refresh_session: String,
     pub(crate) revoke_refresh: String,
     pub(crate) revoke_user_refresh: String,
     pub(crate) delete_user_refresh: String,
@@ -261,6 +262,22 @@ impl Sql {
                 "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)",
                 t.refresh_tokens
             ),
+            refresh_session: {
+                // The user's columns under their own names, the token's prefixed with `rt_`.
+                let user_cols = USER_COLUMNS
+                    .split(", ")
+                    .map(|c| c.trim())
+                    .map(|c| c.strip_prefix("CAST(").map_or_else(|| format!("u.{c}"), |rest| format!("CAST(u.{rest}")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "SELECT rt.instance_id AS rt_instance_id, rt.id AS rt_id, rt.token AS rt_token, rt.user_id AS rt_user_id, \
+                     rt.revoked AS rt_revoked, rt.created_at AS rt_created_at, {user_cols} \
+                     FROM {rt} rt LEFT JOIN {u} u ON u.id = rt.user_id WHERE rt.token = ? LIMIT 1",
+                    rt = t.refresh_tokens,
+                    u = t.users
+                )
+            },
             refresh_by_token: format!(
                 "SELECT instance_id, id, token, user_id, revoked, created_at FROM {} WHERE token = ? LIMIT 1",
                 t.refresh_tokens
@@ -660,6 +677,22 @@ macro_rules! sql_store {
             async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
                 let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
                 row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            async fn find_refresh_session(&self, digest: &str) -> Result<Option<(RefreshToken, Option<User>)>, StoreError> {
+                let Some(r) = sqlx::query(&self.sql.refresh_session).bind(digest).fetch_optional(&self.read).await.map_err(backend)? else {
+                    return Ok(None);
+                };
+                let token = RefreshToken {
+                    instance_id: parse_uuid(r.try_get("rt_instance_id").map_err(backend)?)?,
+                    id: r.try_get("rt_id").map_err(backend)?,
+                    token: r.try_get::<Option<String>, _>("rt_token").map_err(backend)?.unwrap_or_default(),
+                    user_id: parse_uuid(r.try_get("rt_user_id").map_err(backend)?)?,
+                    revoked: r.try_get::<Option<bool>, _>("rt_revoked").map_err(backend)?.unwrap_or(false),
+                    created_at: r.try_get::<Option<DateTime<Utc>>, _>("rt_created_at").map_err(backend)?.unwrap_or_else(epoch),
+                };
+                let user = if r.try_get::<Option<String>, _>("id").map_err(backend)?.is_some() { Some(user_from_row(&r)?) } else { None };
+                Ok(Some((token, user)))
             }
 
             async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {

@@ -161,6 +161,17 @@ impl Mocks {
         rec
     }
 
+    /// Every `record_login` call is recorded and succeeds; exactly `n` are expected.
+    fn record_logins(&mut self, n: usize) -> Recorder<(User, Guard, Effects)> {
+        let rec = Recorder::new();
+        let r = rec.clone();
+        self.users.expect_record_login().times(n).returning(move |u, e| {
+            r.push((u.clone(), Guard::None, e.clone()));
+            Ok(())
+        });
+        rec
+    }
+
     /// Every mail is recorded and answered by `ok`; exactly one is expected.
     fn record_mail(&mut self, ok: bool) -> Recorder<Mail> {
         let rec = Recorder::new();
@@ -617,7 +628,8 @@ async fn password_grant_success_records_login_and_grants_a_refresh_token() {
     m.user_by_email(EMAIL, Some(user.clone()));
     m.verify_answers(PASSWORD, verified(true, false));
     m.hasher.expect_hash().never();
-    let updates = m.record_updates(1);
+    let updates = m.record_logins(1);
+    m.users.expect_update_user().never();
     let svc = m.service();
 
     let resp = svc.password_grant(&ctx(), EMAIL, secret(PASSWORD)).await.unwrap();
@@ -641,7 +653,8 @@ async fn password_grant_rehashes_an_outdated_hash() {
     m.user_by_email(EMAIL, Some(confirmed_user()));
     m.verify_answers(PASSWORD, verified(true, true));
     m.hash_answers(PASSWORD);
-    let updates = m.record_updates(1);
+    let updates = m.record_logins(1);
+    m.users.expect_update_user().never();
     let svc = m.service();
 
     svc.password_grant(&ctx(), EMAIL, secret(PASSWORD)).await.unwrap();

@@ -48,14 +48,20 @@ impl Service {
             }
         }
         // The hook may refuse the login or rewrite metadata, which the new token then carries.
-        self.run_hooks(ctx, HookEvent::Login, &mut user).await?;
+        let metadata_changed = self.run_hooks(ctx, HookEvent::Login, &mut user).await?;
         let now = self.now();
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::Login, None, now);
         let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false };
-        self.users.update_user(&user, &Guard::None, &effects).await.context("Database error granting user")?;
+        // Only what a login changes is written, unless a hook rewrote the metadata.
+        let written = if metadata_changed {
+            self.users.update_user(&user, &Guard::None, &effects).await
+        } else {
+            self.users.record_login(&user, &effects).await
+        };
+        written.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "password", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
         self.token_response(ctx, &user, grant.secret, now)
     }

@@ -79,6 +79,7 @@ contract!(
     concurrent_rotations_one_wins,
     revoke_user_tokens_deletes_them,
     refresh_session_reads_token_and_user_at_once,
+    record_login_writes_only_what_a_login_changes,
     audit_payload_round_trips,
     namespaces_are_isolated,
     identity_round_trips_with_its_user,
@@ -1023,4 +1024,28 @@ async fn refresh_session_reads_token_and_user_at_once(s: Store) {
     let (row, found) = s.tokens.find_refresh_session(&orphan.token).await.unwrap().unwrap();
     assert_eq!(row.user_id, orphan.user_id);
     assert!(found.is_none());
+}
+
+async fn record_login_writes_only_what_a_login_changes(s: Store) {
+    let inst = Uuid::new_v4();
+    let mut u = user(inst, AUD, "login@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let mut changed = u.clone();
+    changed.encrypted_password = "$argon2id$new".into();
+    changed.last_sign_in_at = Some(u.created_at + chrono::Duration::seconds(5));
+    changed.updated_at = u.created_at + chrono::Duration::seconds(5);
+    // A field a login never changes is not written even when the value differs.
+    changed.role = "not-written".into();
+    let grant = refresh_for(&u, 1);
+    let login = audit(&u, AuditAction::Login);
+    let effects = Effects { audit: vec![login.clone()], grant: Some(grant.clone()), revoke_sessions: false };
+    s.users.record_login(&changed, &effects).await.unwrap();
+    let stored = s.users.find_user_by_id(Some(inst), u.id).await.unwrap().unwrap();
+    assert_eq!(stored.encrypted_password, "$argon2id$new");
+    assert_eq!(stored.last_sign_in_at.map(|t| t.timestamp()), changed.last_sign_in_at.map(|t| t.timestamp()));
+    assert_eq!(stored.role, u.role);
+    assert!(s.tokens.find_refresh_token(&grant.token).await.unwrap().is_some());
+    assert_eq!(s.audit_rows().await.len(), 1);
+    u.id = Uuid::new_v4();
+    assert!(matches!(s.users.record_login(&u, &Effects::default()).await, Err(StoreError::Conflict)));
 }

@@ -213,6 +213,7 @@ pub(crate) struct Sql {
     pub(crate) user_by_email_change: String,
     pub(crate) insert_user: String,
     pub(crate) update_user: String,
+    pub(crate) record_login: String,
     pub(crate) delete_user: String,
     pub(crate) insert_audit: String,
     pub(crate) insert_refresh: String,
@@ -256,6 +257,7 @@ impl Sql {
                 t.users
             ),
             update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
+            record_login: format!("UPDATE {} SET encrypted_password = ?, last_sign_in_at = ?, updated_at = ? WHERE id = ?", t.users),
             delete_user: format!("DELETE FROM {} WHERE id = ?", t.users),
             insert_audit: format!("INSERT INTO {} (instance_id, id, payload, created_at) VALUES (?, ?, ?, ?)", t.audit),
             insert_refresh: format!(
@@ -646,6 +648,11 @@ macro_rules! sql_store {
                 self.detached(move |s| async move { s.update_user_now(&u, &guard, &effects).await }).await
             }
 
+            async fn record_login(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let (u, effects) = (u.clone(), effects.clone());
+                self.detached(move |s| async move { s.record_login_now(&u, &effects).await }).await
+            }
+
             async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
                 self.detached(move |s| async move { s.delete_user_now(&u, &guard, &effects).await }).await
@@ -767,6 +774,23 @@ macro_rules! sql_store {
             async fn insert_user_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_user_row(&mut tx, u).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn record_login_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let done = sqlx::query(&self.sql.record_login)
+                    .bind(&u.encrypted_password)
+                    .bind(u.last_sign_in_at)
+                    .bind(u.updated_at)
+                    .bind(u.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
                 self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }

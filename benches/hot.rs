@@ -51,7 +51,7 @@ fn tokens(c: &mut Criterion) {
     let token = jwt::sign(&user, exp, secret).unwrap();
     let now = Utc::now().timestamp();
     c.bench_function("jwt_sign", |b| b.iter(|| jwt::sign(&user, exp, secret).unwrap()));
-    c.bench_function("jwt_verify", |b| b.iter(|| jwt::verify(&token, secret, now).unwrap()));
+    c.bench_function("jwt_verify", |b| b.iter(|| jwt::verify(&token, secret, now, None).unwrap()));
     c.bench_function("token_generate", |b| b.iter(NewToken::generate));
     c.bench_function("token_digest", |b| b.iter(|| digest("Zm9vYmFyYmF6cXV4cXV1eA")));
 }

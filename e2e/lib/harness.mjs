@@ -56,12 +56,11 @@ export function tmpDir(prefix) {
 function decodeMail(raw) {
   const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
   const out = [qp];
-  for (const m of raw.matchAll(/(?:^|\r?\n)\r?\n((?:[A-Za-z0-9+/=]{8,}\r?\n?)+)/g)) {
-    try {
-      out.push(Buffer.from(m[1].replace(/\s+/g, ''), 'base64').toString('utf8'));
-    } catch {
-      // not base64
-    }
+  // base64 parts: the lines after a `Content-Transfer-Encoding: base64` header block.
+  for (const part of raw.split(/\r?\n--/)) {
+    const sep = part.search(/\r?\n\r?\n/);
+    if (sep < 0 || !/content-transfer-encoding:\s*base64/i.test(part.slice(0, sep))) continue;
+    out.push(Buffer.from(part.slice(sep).replace(/\s+/g, ''), 'base64').toString('utf8'));
   }
   return out.join('\n');
 }

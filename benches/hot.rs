@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot pure functions: password hash and verify (at the OWASP
-//! minimum and at test cost), JWT sign and verify, token generation and digest.
+//! minimum and at test cost), JWT sign and verify, token generation and digest, and the
+//! Go-template renderer of mail subjects and bodies.
 //! `cargo bench --bench hot`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods, missing_docs)]
 
@@ -51,10 +52,26 @@ fn tokens(c: &mut Criterion) {
     let token = jwt::sign(&user, exp, secret).unwrap();
     let now = Utc::now().timestamp();
     c.bench_function("jwt_sign", |b| b.iter(|| jwt::sign(&user, exp, secret).unwrap()));
-    c.bench_function("jwt_verify", |b| b.iter(|| jwt::verify(&token, secret, now).unwrap()));
+    c.bench_function("jwt_verify", |b| b.iter(|| jwt::verify(&token, secret, now, None).unwrap()));
     c.bench_function("token_generate", |b| b.iter(NewToken::generate));
     c.bench_function("token_digest", |b| b.iter(|| digest("Zm9vYmFyYmF6cXV4cXV1eA")));
 }
 
-criterion_group!(benches, passwords, tokens);
+fn templates(c: &mut Criterion) {
+    use gotrue::adapters::mail::template::Template;
+    let body = "<h2>Confirm email address change</h2>\n\n<p>Follow this link to confirm the update of your email address from {{ .Email }} to {{ .NewEmail }}:</p>\n<p><a href=\"{{ .ConfirmationURL }}\">Change email address</a></p>\n{{ if .Data.full_name }}<p>Hello {{ .Data.full_name }}</p>{{ else }}<p>Hello</p>{{ end }}";
+    let data = serde_json::json!({
+        "SiteURL": "https://example.netlify.com",
+        "ConfirmationURL": "https://example.netlify.com/#email_change_token=Zm9vYmFyYmF6cXV4cXV1eA",
+        "Email": "ann@example.com",
+        "NewEmail": "ann+new@example.com",
+        "Token": "Zm9vYmFyYmF6cXV4cXV1eA",
+        "Data": {"full_name": "Ann <Example> & Co"}
+    });
+    c.bench_function("template_parse_email_change", |b| b.iter(|| Template::parse(body).unwrap()));
+    let t = Template::parse(body).unwrap();
+    c.bench_function("template_execute_email_change", |b| b.iter(|| t.execute(&data).unwrap()));
+}
+
+criterion_group!(benches, passwords, tokens, templates);
 criterion_main!(benches);

@@ -8,3 +8,4 @@ pub mod hooks;
 pub mod http;
 pub mod mail;
 pub mod oauth;
+pub mod ratelimit;

@@ -8,6 +8,7 @@ pub mod hasher;
 pub mod hooks;
 pub mod identities;
 pub mod mail;
+pub mod ratelimit;
 pub mod tokens;
 pub mod users;
 

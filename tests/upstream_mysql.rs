@@ -484,6 +484,8 @@ impl Env {
             ("GOTRUE_JWT_SECRET", JWT_SECRET),
             ("GOTRUE_JWT_AUD", AUD),
             ("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64"),
+            // Upstream accepts any non-empty password; these scenarios use short ones.
+            ("GOTRUE_PASSWORD_MIN_LENGTH", "1"),
             ("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1"),
             ("GOTRUE_SITE_URL", "http://localhost"),
         ];

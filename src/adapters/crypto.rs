@@ -239,4 +239,38 @@ mod tests {
         let h = weak.hash(s("pw")).await.unwrap();
         assert_eq!(strong.verify(s("pw"), h).await.unwrap(), Verified { matches: true, needs_rehash: true });
     }
+
+    fn median(mut t: Vec<f64>) -> f64 {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    }
+
+    /// WEAKNESSES.md 18: an unknown email costs the same hashing work as a wrong password
+    /// (the service runs `verify_dummy` for one and `verify` for the other; see
+    /// `password_grant_unknown_user_is_bad_credentials_after_a_dummy_verification`).
+    #[tokio::test]
+    async fn dummy_verification_costs_what_a_wrong_password_costs() {
+        for (scheme, mem, cost) in [(HashScheme::Argon2id, 8192, 4), (HashScheme::Bcrypt, 64, 9)] {
+            let mut c = cfg(scheme);
+            c.argon2_memory_kib = mem;
+            c.argon2_iterations = 2;
+            c.bcrypt_cost = cost;
+            c.hash_threads = 1;
+            let h = PooledHasher::new(&c).unwrap();
+            let stored = h.hash(s("the real password")).await.unwrap();
+            // Interleaved, so that load from elsewhere on the machine hits both alike.
+            let (mut wrong, mut dummy) = (Vec::new(), Vec::new());
+            for _ in 0..9 {
+                let start = std::time::Instant::now();
+                assert!(!h.verify(s("a wrong password"), stored.clone()).await.unwrap().matches);
+                wrong.push(start.elapsed().as_secs_f64() * 1e3);
+                let start = std::time::Instant::now();
+                h.verify_dummy(s("a wrong password")).await;
+                dummy.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            let (wrong, dummy) = (median(wrong), median(dummy));
+            let ratio = dummy / wrong;
+            assert!((0.5..2.0).contains(&ratio), "{scheme:?}: dummy {dummy:.1} ms vs wrong password {wrong:.1} ms");
+        }
+    }
 }

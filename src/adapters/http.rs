@@ -2,6 +2,7 @@
 //! use cases of [`crate::app::Service`]; nothing here touches SQL.
 
 mod admin;
+pub mod client_limit;
 pub mod error;
 pub mod external;
 mod handlers;
@@ -37,6 +38,10 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Upstream's `/token` limiter, when `RATE_LIMIT_HEADER` is set.
     pub token_limiter: Option<ratelimit::HeaderLimiter>,
+    /// Our per-client limits and the trusted proxies.
+    pub rate_limit: crate::app::config::RateLimitConfig,
+    /// Where the per-client counters live.
+    pub limiter: Arc<dyn crate::ports::ratelimit::RateLimiter>,
     /// Cookie name.
     pub cookie_key: String,
     /// Whether cookies carry `Secure` (off only for a plain-http `SITE_URL`).
@@ -61,19 +66,23 @@ pub fn router(state: Arc<HttpState>) -> Router {
     let users = || get(admin::get_admin_users).post(admin::post_admin_users);
     let user =
         || -> MethodRouter<Arc<HttpState>> { get(admin::get_admin_user).put(admin::put_admin_user).delete(admin::delete_admin_user) };
+    let limited = |m: MethodRouter<Arc<HttpState>>, which: client_limit::Limited| {
+        m.route_layer(axum::middleware::from_fn_with_state((Arc::clone(&state), which), client_limit::limit))
+    };
+    use client_limit::Limited;
     let mut r = Router::new()
         .route("/health", get(handlers::get_health))
         .route("/settings", get(handlers::get_settings))
-        .route("/signup", post(handlers::post_signup))
-        .route("/token", post(handlers::post_token))
-        .route("/verify", post(handlers::post_verify))
-        .route("/recover", post(handlers::post_recover))
+        .route("/signup", limited(post(handlers::post_signup), Limited::Signup))
+        .route("/token", limited(post(handlers::post_token), Limited::Token))
+        .route("/verify", limited(post(handlers::post_verify), Limited::Verify))
+        .route("/recover", limited(post(handlers::post_recover), Limited::Recover))
         .route("/logout", post(handlers::post_logout))
         .route("/user", get(handlers::get_user).put(handlers::put_user))
         .route("/user/", get(handlers::get_user).put(handlers::put_user))
         .route("/authorize", get(external::get_authorize))
         .route("/callback", get(external::get_callback))
-        .route("/invite", post(admin::post_invite))
+        .route("/invite", limited(post(admin::post_invite), Limited::Invite))
         // Route groups also match with a trailing slash (spec README, compatibility note 7).
         .route("/admin/users", users())
         .route("/admin/users/", users())

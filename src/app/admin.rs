@@ -272,7 +272,7 @@ impl Service {
                 return Ok(AdminCandidate { principal: Principal::Operator, request_aud: ctx.aud(None) });
             }
         }
-        let claims = jwt::verify(token, ctx.jwt_secret(), self.now().timestamp()).map_err(AuthError::InvalidToken)?;
+        let claims = jwt::verify(token, ctx.jwt_secret(), self.now().timestamp(), None).map_err(AuthError::InvalidToken)?;
         let request_aud = ctx.aud(Some(claims.aud()));
         let principal = if claims.sub.is_empty() {
             return Err(AuthError::InvalidAdminUser);
@@ -356,6 +356,7 @@ impl Service {
         let hash = if has_password { self.hash_password(&p.password, "Error creating user").await? } else { String::new() };
         let now = self.now();
         let mut user = User::new(ctx.instance_id, &aud, email.as_str(), hash, p.user_metadata, now);
+        Self::check_metadata(&user)?;
         user.role = if p.role.is_empty() { ctx.config.jwt.default_group_name.clone() } else { p.role.trim().to_owned() };
         if p.confirm {
             user.confirm(now);
@@ -401,6 +402,7 @@ impl Service {
         if let Some(data) = p.user_metadata {
             user.merge_user_metadata(data);
         }
+        Self::check_metadata(&user)?;
         user.updated_at = now;
         let audit = AuditEntry::new(ctx.instance_id, &admin.actor(), AuditAction::UserModified, Some(AuditEntry::user_traits(&user)), now);
         match self.users.update_user(&user, &Guard::None, &Effects::audit(vec![audit])).await {

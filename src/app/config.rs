@@ -248,6 +248,67 @@ pub struct ApiConfig {
     /// `GOTRUE_CORS_ALLOWED_ORIGINS` (ours): origins CORS answers, comma-separated; empty
     /// (the default) echoes any origin.
     pub cors_allowed_origins: Vec<String>,
+    /// `GOTRUE_API_HEADER_READ_TIMEOUT`: time a connection may take to send a request's
+    /// headers, and may sit idle before its first or next request (seconds; slowloris).
+    pub header_read_timeout: Duration,
+}
+
+/// Requests allowed per client address in [`RATE_LIMIT_WINDOW`] on each limited endpoint
+/// (`GOTRUE_RATE_LIMIT_<ENDPOINT>`, 0: no limit), the mail limit, and where counters live.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// `GOTRUE_RATE_LIMIT_REDIS_URL`: counters in Redis, shared by every process using it.
+    pub redis_url: Option<SecretString>,
+    /// `GOTRUE_RATE_LIMIT_REDIS_PREFIX`: prefix of the Redis keys.
+    pub redis_prefix: String,
+    /// `POST /token` per client.
+    pub token: u32,
+    /// `POST /signup` per client.
+    pub signup: u32,
+    /// `POST /recover` per client.
+    pub recover: u32,
+    /// `POST /verify` per client.
+    pub verify: u32,
+    /// `POST /invite` per client.
+    pub invite: u32,
+    /// `GOTRUE_RATE_LIMIT_EMAIL_SENT`: mails to one address per hour (0: no limit).
+    pub email_sent: u32,
+    /// `GOTRUE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The window of the per-client limits.
+pub const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(300);
+
+/// The window of the per-address mail limit.
+pub const EMAIL_SENT_WINDOW: Duration = Duration::from_secs(3600);
+
+impl RateLimitConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let limit = |name: &str, default: u32| -> Result<u32, ConfigError> {
+            let v = env.int(name, &[], i64::from(default))?;
+            u32::try_from(v).map_err(|_| invalid(&format!("GOTRUE_{name}"), format!("{v} is not a count of requests")))
+        };
+        let mut trusted_proxies = Vec::new();
+        for p in env.list("TRUSTED_PROXIES") {
+            let net = p
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid("GOTRUE_TRUSTED_PROXIES", format!("{p:?} is not an address or CIDR")))?;
+            trusted_proxies.push(net);
+        }
+        Ok(Self {
+            redis_url: env.secret("RATE_LIMIT_REDIS_URL", &[]),
+            redis_prefix: env.string("RATE_LIMIT_REDIS_PREFIX", "gotrue:rl:"),
+            token: limit("RATE_LIMIT_TOKEN", 600)?,
+            signup: limit("RATE_LIMIT_SIGNUP", 150)?,
+            recover: limit("RATE_LIMIT_RECOVER", 150)?,
+            verify: limit("RATE_LIMIT_VERIFY", 300)?,
+            invite: limit("RATE_LIMIT_INVITE", 300)?,
+            email_sent: limit("RATE_LIMIT_EMAIL_SENT", 30)?,
+            trusted_proxies,
+        })
+    }
 }
 
 /// `GOTRUE_DB_*`.
@@ -551,6 +612,8 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// Header keying upstream's `/token` rate limiter.
     pub rate_limit_header: String,
+    /// Our per-client and per-address limits (`GOTRUE_RATE_LIMIT_*`).
+    pub rate_limit: RateLimitConfig,
     /// Whether `SITE_URL` was given (else it defaults to our own address).
     pub site_url_configured: bool,
     /// The site's configuration.
@@ -657,6 +720,7 @@ impl Config {
                     .map(|o| o.trim().trim_end_matches('/').to_owned())
                     .filter(|o| !o.is_empty())
                     .collect(),
+                header_read_timeout: nonneg_secs(env, "API_HEADER_READ_TIMEOUT", &[], 10)?,
             },
             db: DbConfig {
                 driver,
@@ -697,6 +761,7 @@ impl Config {
                 tags: env.map("TRACING_TAGS")?,
             },
             rate_limit_header: env.string("RATE_LIMIT_HEADER", ""),
+            rate_limit: RateLimitConfig::from_env(env)?,
             site_url_configured: !site_url.is_empty(),
             instance: InstanceConfig {
                 site_url,
@@ -789,7 +854,7 @@ impl Config {
                     argon2_parallelism: positive_u32(env, "PASSWORD_ARGON2_PARALLELISM", 1)?,
                     bcrypt_cost,
                     hash_threads: usize::try_from(hash_threads).ok().filter(|n| *n > 0).unwrap_or(cores),
-                    min_length: usize::try_from(env.int("PASSWORD_MIN_LENGTH", &[], 1)?).unwrap_or(1),
+                    min_length: usize::try_from(env.int("PASSWORD_MIN_LENGTH", &[], 8)?).unwrap_or(8).max(1),
                 },
             },
         })

@@ -85,6 +85,9 @@ pub enum AuthError {
     /// A non-admin tried to set `app_metadata`.
     #[error("Updating app_metadata requires admin privileges")]
     AppMetadataRequiresAdmin,
+    /// `user_metadata` or `app_metadata` would exceed 64 KiB serialised.
+    #[error("Metadata is too large (at most 65536 bytes serialised)")]
+    MetadataTooLarge,
     /// Email-change token past its age.
     #[error("Email change token expired")]
     EmailChangeTokenExpired,

@@ -315,7 +315,7 @@ mod tests {
         let mut hasher = MockPasswordHasher::new();
         hasher.expect_hash().returning(|_| Ok("hash".into()));
         let s = service(users, hasher, hooks);
-        let p = SignupParams { email: "new@example.com".into(), password: SecretString::from("pw"), data: None };
+        let p = SignupParams { email: "new@example.com".into(), password: SecretString::from("password1"), data: None };
         let err = s.signup(&ctx(&[]), p).await.unwrap_err();
         assert!(matches!(err, AuthError::Hook(HookError::Refused)), "{err:?}");
     }
@@ -346,7 +346,7 @@ mod tests {
         let mut hasher = MockPasswordHasher::new();
         hasher.expect_hash().returning(|_| Ok("hash".into()));
         let s = service(users, hasher, hooks);
-        let p = SignupParams { email: "new@example.com".into(), password: SecretString::from("pw"), data: None };
+        let p = SignupParams { email: "new@example.com".into(), password: SecretString::from("password1"), data: None };
         let u = s.signup(&ctx(&[("GOTRUE_MAILER_AUTOCONFIRM", "true")]), p).await.unwrap();
         assert_eq!(u.app_metadata, obj(json!({"provider": "email", "roles": ["member"]})));
     }

@@ -32,6 +32,7 @@ impl Service {
         }
         let now = self.now();
         let mut user = User::new(ctx.instance_id, &aud, email.as_str(), String::new(), data, now);
+        Self::check_metadata(&user)?;
         user.role.clone_from(&ctx.config.jwt.default_group_name);
         let token = NewToken::generate();
         user.confirmation_token.clone_from(&token.digest);

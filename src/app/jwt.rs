@@ -60,6 +60,12 @@ pub struct VerifiedClaims {
     pub email: String,
     #[serde(default)]
     exp: Option<Value>,
+    /// Present only in webhook signatures (the body digest): never an access token.
+    #[serde(default)]
+    sha256: Option<Value>,
+    /// Present only in OAuth states (the browser binding): never an access token.
+    #[serde(default)]
+    bnd: Option<Value>,
     #[serde(default)]
     iat: Option<Value>,
     #[serde(default)]
@@ -74,12 +80,22 @@ impl VerifiedClaims {
     }
 }
 
-/// Verifies an HS256 token: signature, `exp` when present, `iat`/`nbf` not in the future,
-/// `aud` a string when present.
+/// Verifies an access token (RFC 8725): HS256 only (3.1), header `typ` absent or `JWT`,
+/// signature, `exp` required and not past, `iat`/`nbf` not in the future, `aud` a string
+/// when present and equal to `expected_aud` when the request names one (3.9), and none of
+/// the claims that mark our other JWTs (3.11: `sha256` of webhook signatures, `bnd` of
+/// OAuth states), since those may be signed with the same secret.
 ///
 /// # Errors
 /// A message suitable for `Invalid token: <reason>`.
-pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<VerifiedClaims, String> {
+pub fn verify(token: &str, secret: &[u8], now: i64, expected_aud: Option<&str>) -> Result<VerifiedClaims, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    if header.alg != Algorithm::HS256 {
+        return Err("signing method is invalid".into());
+    }
+    if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+        return Err("token type is not an access token".into());
+    }
     let mut v = Validation::new(Algorithm::HS256);
     v.required_spec_claims.clear();
     v.validate_aud = false;
@@ -93,16 +109,23 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<VerifiedClaims, St
         _ => e.to_string(),
     })?;
     let c = data.claims;
+    if c.sha256.is_some() || c.bnd.is_some() {
+        return Err("token type is not an access token".into());
+    }
     if let Some(a) = &c.aud {
         if !a.is_string() {
             return Err("aud claim must be a string".into());
         }
     }
-    if let Some(exp) = &c.exp {
-        let exp = exp.as_f64().ok_or_else(|| "exp claim must be a number".to_owned())?;
-        if exp < now as f64 {
-            return Err("token is expired".into());
+    if let Some(expected) = expected_aud.filter(|a| !a.is_empty()) {
+        if !c.aud().is_empty() && c.aud() != expected {
+            return Err("token audience does not match the request audience".into());
         }
+    }
+    let exp = c.exp.as_ref().ok_or_else(|| "token has no exp claim".to_owned())?;
+    let exp = exp.as_f64().ok_or_else(|| "exp claim must be a number".to_owned())?;
+    if exp < now as f64 {
+        return Err("token is expired".into());
     }
     let future = |v: &Option<Value>| v.as_ref().and_then(Value::as_f64).is_some_and(|t| t > now as f64);
     if future(&c.iat) {
@@ -144,32 +167,107 @@ mod tests {
         assert_eq!(part(&t, 1)["aud"], "myapp");
         let keys: Vec<String> = part(&t, 1).as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys.len(), 6);
-        let c = verify(&t, b"secret", 1).unwrap();
+        let c = verify(&t, b"secret", 1, None).unwrap();
         assert_eq!(c.aud(), "myapp");
     }
 
     #[test]
     fn rejects_wrong_key_expired_and_array_aud() {
         let t = sign(&user(), 100, b"secret").unwrap();
-        assert!(verify(&t, b"other", 1).is_err());
-        assert_eq!(verify(&t, b"secret", 101).unwrap_err(), "token is expired");
+        assert!(verify(&t, b"other", 1, None).is_err());
+        assert_eq!(verify(&t, b"secret", 101, None).unwrap_err(), "token is expired");
         let arr = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &serde_json::json!({"sub": "x", "aud": ["a"]}),
             &EncodingKey::from_secret(b"secret"),
         )
         .unwrap();
-        assert!(verify(&arr, b"secret", 1).is_err());
+        assert!(verify(&arr, b"secret", 1, None).is_err());
         let hs512 =
             jsonwebtoken::encode(&Header::new(Algorithm::HS512), &serde_json::json!({"sub": "x"}), &EncodingKey::from_secret(b"secret"))
                 .unwrap();
-        assert!(verify(&hs512, b"secret", 1).is_err());
+        assert!(verify(&hs512, b"secret", 1, None).is_err());
         let future = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &serde_json::json!({"sub": "x", "iat": 500}),
+            &serde_json::json!({"sub": "x", "iat": 500, "exp": 1000}),
             &EncodingKey::from_secret(b"secret"),
         )
         .unwrap();
-        assert!(verify(&future, b"secret", 1).is_err());
+        assert!(verify(&future, b"secret", 1, None).is_err());
+    }
+
+    fn hs256(header: &Value, claims: &Value, key: &[u8]) -> String {
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let input = format!("{}.{}", b64(header), b64(claims));
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).unwrap();
+        hmac::Mac::update(&mut mac, input.as_bytes());
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hmac::Mac::finalize(mac).into_bytes());
+        format!("{input}.{sig}")
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn claims() -> Value {
+        serde_json::json!({"sub": Uuid::nil().to_string(), "aud": "myapp", "email": "", "exp": NOW + 60})
+    }
+
+    #[test]
+    fn operator_minted_upstream_format_tokens_stay_valid() {
+        let system =
+            hs256(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &serde_json::json!({"sub": "0", "exp": NOW + 60}), b"secret");
+        assert_eq!(verify(&system, b"secret", NOW, None).unwrap().sub, "0");
+        let no_typ = hs256(&serde_json::json!({"alg": "HS256"}), &claims(), b"secret");
+        assert!(verify(&no_typ, b"secret", NOW, Some("myapp")).is_ok());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let none = format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})), b64(&claims()));
+        assert!(verify(&none, b"secret", NOW, None).is_err());
+        let none_upper = format!("{}.{}.", b64(&serde_json::json!({"alg": "NONE"})), b64(&claims()));
+        assert!(verify(&none_upper, b"secret", NOW, None).is_err());
+    }
+
+    #[test]
+    fn hs512_and_rs_hs_confusion_are_refused() {
+        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims(), &EncodingKey::from_secret(b"secret")).unwrap();
+        assert_eq!(verify(&hs512, b"secret", NOW, None).unwrap_err(), "signing method is invalid");
+        // The classic confusion: an RS256 header over an HMAC made with the shared secret
+        // (or a public key a server would use as one).
+        let rs = hs256(&serde_json::json!({"alg": "RS256", "typ": "JWT"}), &claims(), b"secret");
+        assert_eq!(verify(&rs, b"secret", NOW, None).unwrap_err(), "signing method is invalid");
+    }
+
+    #[test]
+    fn a_token_without_exp_is_refused() {
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("exp");
+        let t = hs256(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &c, b"secret");
+        assert_eq!(verify(&t, b"secret", NOW, None).unwrap_err(), "token has no exp claim");
+    }
+
+    #[test]
+    fn a_wrong_audience_is_refused_when_the_request_names_one() {
+        let t = hs256(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &claims(), b"secret");
+        assert!(verify(&t, b"secret", NOW, Some("myapp")).is_ok());
+        assert!(verify(&t, b"secret", NOW, None).is_ok());
+        assert_eq!(verify(&t, b"secret", NOW, Some("other")).unwrap_err(), "token audience does not match the request audience");
+    }
+
+    #[test]
+    fn oauth_states_are_not_access_tokens() {
+        let state = crate::app::external::state::StateClaims {
+            exp: NOW + 60,
+            provider: "github".into(),
+            jti: "j".into(),
+            bnd: "b".into(),
+            ..Default::default()
+        };
+        let s = crate::app::external::state::sign(&state, b"secret").unwrap();
+        assert_eq!(verify(&s, b"secret", NOW, None).unwrap_err(), "token type is not an access token");
+        // Even with a plain `JWT` header, the state's binding claim gives it away.
+        let plain = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &state, &EncodingKey::from_secret(b"secret")).unwrap();
+        assert_eq!(verify(&plain, b"secret", NOW, None).unwrap_err(), "token type is not an access token");
     }
 }

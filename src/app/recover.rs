@@ -20,9 +20,17 @@ impl Service {
             return Err(AuthError::RecoverEmailRequired);
         }
         let aud = ctx.aud(None);
+        let normalised = normalise(email);
         let Some(mut user) =
-            self.users.find_user_by_email(ctx.instance_id, &aud, &normalise(email)).await.context("Database error finding user")?
+            self.users.find_user_by_email(ctx.instance_id, &aud, &normalised).await.context("Database error finding user")?
         else {
+            // An unknown address is counted too, so that a repeat within SMTP_MAX_FREQUENCY
+            // answers 429 as it does for an account (WEAKNESSES.md 17). Accounts keep
+            // upstream's durable rule on `recovery_sent_at` below.
+            let key = format!("recover:{}:{aud}:{normalised}", ctx.instance_id);
+            if !self.limiter.hit(&key, 1, ctx.config.smtp.max_frequency).await.allowed {
+                return Err(AuthError::RecoverRateLimited);
+            }
             return Ok(());
         };
         let now = self.now();

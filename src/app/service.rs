@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use super::admin::AdminSettings;
 use super::config::InstanceConfig;
+use super::config::EMAIL_SENT_WINDOW;
 use super::error::{AuthError, Context as _};
 use super::{jwt, links};
-use crate::domain::email::Email;
+use crate::domain::email::{normalise, Email};
 use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYTES};
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
@@ -23,6 +24,7 @@ use crate::ports::hasher::PasswordHasher;
 use crate::ports::hooks::HookSender;
 use crate::ports::identities::IdentityStore;
 use crate::ports::mail::{Mail, MailError, MailKind, Mailer};
+use crate::ports::ratelimit::{NoRateLimit, RateLimiter};
 use crate::ports::tokens::{NewRefreshToken, TokenStore};
 use crate::ports::users::UserStore;
 
@@ -67,6 +69,10 @@ pub struct Service {
     /// `OPERATOR_TOKEN`: the key of OAuth states when set.
     pub(crate) operator_token: Option<SecretString>,
     pub(crate) admin: Arc<AdminSettings>,
+    /// Counters for `/recover` per address and mails per address.
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    /// Mails one address may receive per [`EMAIL_SENT_WINDOW`] (0: no limit).
+    pub(crate) email_sent_limit: u32,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -190,7 +196,18 @@ impl Service {
             flows: p.flows,
             operator_token: None,
             admin: Arc::new(AdminSettings::default()),
+            limiter: Arc::new(NoRateLimit),
+            email_sent_limit: 0,
         }
+    }
+
+    /// Counts `/recover` requests and mails per address with `limiter`; at most
+    /// `email_sent_limit` mails to one address per hour (0: no limit).
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>, email_sent_limit: u32) -> Self {
+        self.limiter = limiter;
+        self.email_sent_limit = email_sent_limit;
+        self
     }
 
     /// Signs OAuth states with the operator token (upstream's key) instead of the JWT
@@ -240,6 +257,15 @@ impl Service {
         self.hasher.hash(password.clone()).await.context(msg)
     }
 
+    /// Refuses a user whose metadata grew past [`crate::domain::metadata::MAX_METADATA_BYTES`].
+    pub(crate) fn check_metadata(user: &User) -> Result<(), AuthError> {
+        use crate::domain::metadata::too_large;
+        if too_large(&user.user_metadata) || too_large(&user.app_metadata) {
+            return Err(AuthError::MetadataTooLarge);
+        }
+        Ok(())
+    }
+
     /// Checks a new password against the policy.
     pub(crate) fn check_password(ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
         ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))
@@ -267,6 +293,15 @@ impl Service {
             subject_template: ctx.config.mailer.subjects.get(kind).to_owned(),
             template_url: ctx.config.mailer.templates.get(kind).to_owned(),
         };
+        if self.email_sent_limit > 0 {
+            let key = format!("mail:{}:{}", ctx.instance_id, normalise(to));
+            if !self.limiter.hit(&key, self.email_sent_limit, EMAIL_SENT_WINDOW).await.allowed {
+                // Dropped rather than refused: an error would tell an address that has an
+                // account (and so receives mail) from one that has not (WEAKNESSES.md 17).
+                tracing::warn!(kind = ?kind, "mail not sent: GOTRUE_RATE_LIMIT_EMAIL_SENT reached for this address");
+                return Ok(());
+            }
+        }
         self.mailer.send(&mail).await
     }
 }

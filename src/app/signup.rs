@@ -53,6 +53,7 @@ impl Service {
         let hash = self.hash_password(&p.password, "Database error saving new user").await?;
         let now = self.now();
         let mut user = User::new(ctx.instance_id, aud, email, hash, p.data, now);
+        Self::check_metadata(&user)?;
         user.role.clone_from(&ctx.config.jwt.default_group_name);
         // Hooks see the user as it will be stored and may veto or rewrite its metadata;
         // nothing is written before they have answered (HOOKS_AND_MAIL.md 1.1).
@@ -101,6 +102,7 @@ impl Service {
         if owner {
             if let Some(data) = p.data {
                 user.merge_user_metadata(data);
+                Self::check_metadata(&user)?;
                 changed = true;
             }
         }

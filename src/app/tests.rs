@@ -161,6 +161,17 @@ impl Mocks {
         rec
     }
 
+    /// Every `record_login` call is recorded and succeeds; exactly `n` are expected.
+    fn record_logins(&mut self, n: usize) -> Recorder<(User, Guard, Effects)> {
+        let rec = Recorder::new();
+        let r = rec.clone();
+        self.users.expect_record_login().times(n).returning(move |u, e| {
+            r.push((u.clone(), Guard::None, e.clone()));
+            Ok(())
+        });
+        rec
+    }
+
     /// Every mail is recorded and answered by `ok`; exactly one is expected.
     fn record_mail(&mut self, ok: bool) -> Recorder<Mail> {
         let rec = Recorder::new();
@@ -617,7 +628,8 @@ async fn password_grant_success_records_login_and_grants_a_refresh_token() {
     m.user_by_email(EMAIL, Some(user.clone()));
     m.verify_answers(PASSWORD, verified(true, false));
     m.hasher.expect_hash().never();
-    let updates = m.record_updates(1);
+    let updates = m.record_logins(1);
+    m.users.expect_update_user().never();
     let svc = m.service();
 
     let resp = svc.password_grant(&ctx(), EMAIL, secret(PASSWORD)).await.unwrap();
@@ -641,7 +653,8 @@ async fn password_grant_rehashes_an_outdated_hash() {
     m.user_by_email(EMAIL, Some(confirmed_user()));
     m.verify_answers(PASSWORD, verified(true, true));
     m.hash_answers(PASSWORD);
-    let updates = m.record_updates(1);
+    let updates = m.record_logins(1);
+    m.users.expect_update_user().never();
     let svc = m.service();
 
     svc.password_grant(&ctx(), EMAIL, secret(PASSWORD)).await.unwrap();
@@ -677,16 +690,20 @@ fn refresh_row(user: &User, age: Duration, revoked: bool) -> RefreshToken {
 }
 
 impl Mocks {
-    /// `find_refresh_token(digest(RT))` answers `row`, once.
-    fn refresh_token_row(&mut self, row: Option<RefreshToken>) {
-        self.tokens.expect_find_refresh_token().withf(|d| d == digest(RT)).times(1).returning(move |_| Ok(row.clone()));
+    /// `find_refresh_session(digest(RT))` answers `row` with `user`, once.
+    fn refresh_session(&mut self, row: Option<RefreshToken>, user: Option<User>) {
+        self.tokens
+            .expect_find_refresh_session()
+            .withf(|d| d == digest(RT))
+            .times(1)
+            .returning(move |_| Ok(row.clone().map(|r| (r, user.clone()))));
     }
 }
 
 #[tokio::test]
 async fn refresh_grant_blank_token_is_required() {
     let mut m = Mocks::new();
-    m.tokens.expect_find_refresh_token().never();
+    m.tokens.expect_find_refresh_session().never();
     let svc = m.service();
     for blank in ["", "   "] {
         let err = svc.refresh_grant(&ctx(), blank).await.unwrap_err();
@@ -697,7 +714,7 @@ async fn refresh_grant_blank_token_is_required() {
 #[tokio::test]
 async fn refresh_grant_unknown_token_is_invalid() {
     let mut m = Mocks::new();
-    m.refresh_token_row(None);
+    m.refresh_session(None, None);
     m.users.expect_find_user_by_id().never();
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
@@ -712,7 +729,7 @@ async fn refresh_grant_token_of_another_instance_is_invalid() {
     let mut foreign = confirmed_user();
     foreign.instance_id = other_instance();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&foreign, Duration::hours(1), false)));
+    m.refresh_session(Some(refresh_row(&foreign, Duration::hours(1), false)), Some(foreign.clone()));
     m.users.expect_find_user_by_id().never();
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
@@ -726,8 +743,7 @@ async fn refresh_grant_token_of_another_instance_is_invalid() {
 async fn refresh_grant_revoked_token_is_invalid_and_clears_the_cookie() {
     let user = confirmed_user();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&user, Duration::hours(1), true)));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), true)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
 
@@ -740,8 +756,7 @@ async fn refresh_grant_revoked_token_is_invalid_and_clears_the_cookie() {
 async fn refresh_grant_token_older_than_the_default_lifetime_is_expired() {
     let user = confirmed_user();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&user, Duration::days(31), false)));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(refresh_row(&user, Duration::days(31), false)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().never();
     let svc = m.service();
 
@@ -754,8 +769,7 @@ async fn refresh_grant_token_older_than_the_default_lifetime_is_expired() {
 async fn refresh_grant_losing_a_concurrent_rotation_is_invalid() {
     let user = confirmed_user();
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(refresh_row(&user, Duration::hours(1), false)));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().times(1).returning(|_, _, _| Err(StoreError::Conflict));
     let svc = m.service();
 
@@ -769,8 +783,7 @@ async fn refresh_grant_rotates_the_token_with_refreshed_and_revoked_audit_entrie
     let user = confirmed_user();
     let row = refresh_row(&user, Duration::days(29), false);
     let mut m = Mocks::new();
-    m.refresh_token_row(Some(row.clone()));
-    m.user_by_id(user.id, Some(user.clone()));
+    m.refresh_session(Some(row.clone()), Some(user.clone()));
     let rotations = Recorder::new();
     let r = rotations.clone();
     m.tokens.expect_rotate_refresh_token().times(1).returning(move |old, new, audit| {

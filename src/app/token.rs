@@ -48,14 +48,20 @@ impl Service {
             }
         }
         // The hook may refuse the login or rewrite metadata, which the new token then carries.
-        self.run_hooks(ctx, HookEvent::Login, &mut user).await?;
+        let metadata_changed = self.run_hooks(ctx, HookEvent::Login, &mut user).await?;
         let now = self.now();
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::Login, None, now);
         let effects = Effects { audit: vec![audit], grant: Some(grant.row), revoke_sessions: false };
-        self.users.update_user(&user, &Guard::None, &effects).await.context("Database error granting user")?;
+        // Only what a login changes is written, unless a hook rewrote the metadata.
+        let written = if metadata_changed {
+            self.users.update_user(&user, &Guard::None, &effects).await
+        } else {
+            self.users.record_login(&user, &effects).await
+        };
+        written.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "password", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
         self.token_response(ctx, &user, grant.secret, now)
     }
@@ -70,12 +76,11 @@ impl Service {
         let Some(digest) = lookup_digest(refresh_token) else {
             return Err(AuthError::RefreshTokenRequired);
         };
-        let token = self.tokens.find_refresh_token(&digest).await.context("Database error finding refresh token")?;
-        // A token of another tenant is treated as unknown (WEAKNESSES.md 4).
-        let Some(token) = token.filter(|t| t.instance_id == ctx.instance_id) else {
-            return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
-        };
-        let Some(user) = self.users.find_user_by_id(Some(ctx.instance_id), token.user_id).await.context("Database error finding user")?
+        // One lookup for the token and its user; a token of another tenant, or whose user
+        // is gone or belongs elsewhere, is treated as unknown (WEAKNESSES.md 4).
+        let session = self.tokens.find_refresh_session(&digest).await.context("Database error finding refresh token")?;
+        let Some((token, Some(user))) =
+            session.filter(|(t, u)| t.instance_id == ctx.instance_id && u.as_ref().is_none_or(|u| u.instance_id == ctx.instance_id))
         else {
             return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
         };

@@ -79,6 +79,7 @@ impl Service {
             }
             user.merge_app_metadata(app);
         }
+        Self::check_metadata(&user)?;
         let mut change_mails: Vec<(String, NewToken)> = Vec::new();
         if !p.email_change_token.is_empty() {
             Self::confirm_email_change(ctx, &mut user, &p.email_change_token, now)?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::net::TcpListener;
 
 use super::admin::AdminSettings;
@@ -18,6 +18,7 @@ use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
 use crate::adapters::oauth::{self, OAuthRegistry};
+use crate::adapters::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::app::hooks::resolve_hook_url;
 use crate::ports::audit::AuditStore;
 use crate::ports::clock::Clock;
@@ -25,6 +26,7 @@ use crate::ports::flows::FlowStore;
 use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::identities::IdentityStore;
 use crate::ports::mail::Mailer;
+use crate::ports::ratelimit::RateLimiter;
 use crate::ports::tokens::TokenStore;
 use crate::ports::users::UserStore;
 
@@ -220,6 +222,8 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let hooks = webhook_sender(&config, Arc::clone(&clock))?;
+    let limiter = rate_limiter(&config)?;
+    warn_short_jwt_secret(&config);
     let providers = Arc::new(OAuthRegistry::new(
         oauth::HttpClient::new(oauth::PROVIDER_TIMEOUT).map_err(|e| format!("could not set up the OAuth client: {e}"))?,
     ));
@@ -236,8 +240,11 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         flows: store.flows(),
     })
     .with_operator_token(config.operator_token.clone())
-    .with_admin_settings(admin_settings(&config));
+    .with_admin_settings(admin_settings(&config))
+    .with_rate_limiter(Arc::clone(&limiter), config.rate_limit.email_sent);
     let state = HttpState {
+        rate_limit: config.rate_limit.clone(),
+        limiter,
         service,
         instance_id: crate::domain::SINGLE_INSTANCE_ID,
         cookie_key: config.instance.cookie.key.clone(),
@@ -251,6 +258,33 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         version: crate::VERSION.to_owned(),
     };
     Ok(Built { router: http::router(Arc::new(state)), store, config })
+}
+
+/// The rate-limit counters: in Redis when `GOTRUE_RATE_LIMIT_REDIS_URL` is set (shared by
+/// every process using it), else in this process.
+///
+/// # Errors
+/// A Redis URL that cannot be parsed.
+pub fn rate_limiter(config: &Config) -> Result<Arc<dyn RateLimiter>, String> {
+    match &config.rate_limit.redis_url {
+        Some(url) => {
+            let l = RedisRateLimiter::new(url.expose_secret(), &config.rate_limit.redis_prefix)?;
+            tracing::info!("rate-limit counters are kept in Redis");
+            Ok(Arc::new(l))
+        }
+        None => Ok(Arc::new(MemoryRateLimiter::new())),
+    }
+}
+
+/// RFC 8725 3.5: an HMAC key must carry at least as much entropy as the hash output.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+fn warn_short_jwt_secret(config: &Config) {
+    if config.instance.jwt.secret.as_ref().is_some_and(|s| s.expose_secret().len() < MIN_JWT_SECRET_BYTES) {
+        tracing::warn!(
+            "GOTRUE_JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes: access tokens can be forged by guessing it offline; use a long random secret"
+        );
+    }
 }
 
 fn admin_settings(config: &Config) -> AdminSettings {
@@ -361,23 +395,62 @@ pub async fn serve(built: Built) -> Result<(), String> {
     let addr = format!("{host}:{}", built.config.api.port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| format!("could not listen on {addr}: {e}"))?;
     tracing::info!("GoTrue API started on: {addr}");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, built.router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(
-        async move {
-            shutdown_signal().await;
-            let _ = tx.send(());
-        },
-    );
-    let drain = async {
-        let _ = rx.await;
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-    };
-    tokio::select! {
-        r = server => r.map_err(|e| e.to_string())?,
-        () = drain => tracing::warn!("shutdown grace period over; closing remaining connections"),
-    }
+    serve_on(listener, built.router, built.config.api.header_read_timeout, shutdown_signal()).await;
     built.store.close().await;
     Ok(())
+}
+
+/// How long in-flight requests may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains open connections
+/// (up to [`SHUTDOWN_GRACE`]). A connection that does not deliver a request's headers
+/// within `header_read_timeout` (including while idle before its first or next request)
+/// is closed (WEAKNESSES.md 32). Handlers see the peer address as
+/// `ConnectInfo<SocketAddr>`.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: axum::Router,
+    header_read_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let svc = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
 }
 
 async fn shutdown_signal() {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::users::StoreError;
 use crate::domain::audit::AuditEntry;
+use crate::domain::user::User;
 
 /// A stored refresh token (one row of `refresh_tokens`); `token` is the digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,13 @@ pub trait TokenStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Backend`].
     async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError>;
+
+    /// The token row with this digest and its user (`None` when the user is gone), in one
+    /// lookup: the refresh grant's read.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn find_refresh_session(&self, digest: &str) -> Result<Option<(RefreshToken, Option<User>)>, StoreError>;
 
     /// Issues a token and appends audit entries, atomically.
     ///

@@ -112,6 +112,14 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::EmailTaken`] when the new email collides.
     async fn update_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
 
+    /// Records a login: writes only the password hash (which a login may upgrade),
+    /// `last_sign_in_at` and `updated_at`, with its effects. Cheaper than
+    /// [`UserStore::update_user`] on the hottest write path of a login.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the row is gone.
+    async fn record_login(&self, user: &User, effects: &Effects) -> Result<(), StoreError>;
+
     /// One page of the instance's users matching `query`, and how many match overall.
     ///
     /// # Errors

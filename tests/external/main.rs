@@ -241,6 +241,8 @@ impl TestApp {
             ("GOTRUE_SITE_URL", SITE),
             ("GOTRUE_OPERATOR_TOKEN", OPERATOR_TOKEN),
             ("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64"),
+            // Upstream accepts any non-empty password; these scenarios use short ones.
+            ("GOTRUE_PASSWORD_MIN_LENGTH", "1"),
             ("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1"),
         ]
         .iter()
@@ -262,7 +264,7 @@ impl TestApp {
         let built = wiring::build(config, Overrides { mailer: Some(Arc::new(outbox.clone())), clock: None }).await.unwrap();
         let store = built.store.clone();
         tokio::spawn(async move {
-            axum::serve(listener, built.router).await.unwrap();
+            axum::serve(listener, built.router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
         });
         Self { url, outbox, store, fake, env, _dir: dir, _mysql: mysql }
     }

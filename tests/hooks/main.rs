@@ -253,6 +253,8 @@ impl TestApp {
             ("GOTRUE_SITE_URL", SITE),
             ("GOTRUE_DB_DRIVER", "sqlite"),
             ("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64"),
+            // Upstream accepts any non-empty password; these scenarios use short ones.
+            ("GOTRUE_PASSWORD_MIN_LENGTH", "1"),
             ("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1"),
         ]
         .iter()
@@ -270,7 +272,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, built.router).await.unwrap();
+            axum::serve(listener, built.router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
         });
         Self { url: format!("http://{addr}"), outbox, store, client: reqwest::Client::new(), _dir: dir }
     }

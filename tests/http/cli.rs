@@ -53,6 +53,7 @@ impl Db {
             .env("GOTRUE_JWT_AUD", "api.netlify.com")
             .env("GOTRUE_JWT_DEFAULT_GROUP_NAME", "member")
             .env("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64")
+            .env("GOTRUE_PASSWORD_MIN_LENGTH", "1")
             .env("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1")
             .env("GOTRUE_LOG_LEVEL", "error")
             .args(args)

@@ -52,6 +52,7 @@ async fn embedded_default_creates_its_database_and_secret_and_serves() {
         .env("PORT", port.to_string())
         .env("GOTRUE_API_HOST", "127.0.0.1")
         .env("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64")
+        .env("GOTRUE_PASSWORD_MIN_LENGTH", "1")
         .env("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

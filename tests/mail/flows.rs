@@ -251,3 +251,34 @@ async fn an_smtp_outage_fails_cleanly_and_a_retry_after_it_works() {
     assert_eq!(smtp.messages().len(), sent + 3);
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 2);
 }
+
+/// `POST /invite` (admin) over real SMTP: the mail arrives with upstream's subject, its
+/// link's token accepts the invite through `/verify` with a password, and only once.
+#[tokio::test]
+async fn invite_end_to_end() {
+    let smtp = tls_smtp().await;
+    let app = TestApp::with_smtp(&smtp, SITE, &[("GOTRUE_OPERATOR_TOKEN", "mail-test-operator")]).await;
+    let invited = app
+        .send(
+            app.client
+                .post(format!("{}/invite", app.url))
+                .bearer_auth("mail-test-operator")
+                .json(&json!({"email": "guest@example.com", "data": {"full_name": "Guest"}})),
+        )
+        .await
+        .ok();
+    assert!(invited.get("invited_at").is_some());
+
+    let mail = Mail::last_to(&smtp, "guest@example.com");
+    mail.assert_well_formed("guest@example.com", "You have been invited");
+    assert!(mail.html.contains("<h2>You have been invited</h2>"));
+    assert!(mail.link().starts_with(&format!("{SITE}/#invite_token=")));
+    let token = mail.link_token("invite_token");
+    app.post_json("/verify", json!({"type": "signup", "token": token})).await.assert_error(422, "Invited users must specify a password");
+    let session = app.post_json("/verify", json!({"type": "signup", "token": token, "password": "chosen-password"})).await.ok();
+    let me = app.get_user(session["access_token"].as_str().unwrap()).await.ok();
+    assert_eq!(me["email"], "guest@example.com");
+    assert!(me.get("confirmed_at").is_some());
+    app.login("guest@example.com", "chosen-password").await.ok();
+    app.post_json("/verify", json!({"type": "signup", "token": token, "password": "again"})).await.assert_error(404, "User not found");
+}

@@ -76,6 +76,8 @@ impl TestApp {
             ("GOTRUE_JWT_AUD", AUD),
             ("GOTRUE_SITE_URL", site_url),
             ("GOTRUE_PASSWORD_ARGON2_MEMORY_KIB", "64"),
+            // Upstream accepts any non-empty password; these scenarios use short ones.
+            ("GOTRUE_PASSWORD_MIN_LENGTH", "1"),
             ("GOTRUE_PASSWORD_ARGON2_ITERATIONS", "1"),
             ("GOTRUE_SMTP_HOST", "localhost"),
             ("GOTRUE_SMTP_PORT", &port),
@@ -113,7 +115,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, built.router).await.unwrap();
+            axum::serve(listener, built.router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
         });
         Self { url: format!("http://{addr}"), store, client: reqwest::Client::new(), site_url: site_url.to_owned(), dir, _mysql: scratch }
     }

@@ -78,6 +78,8 @@ contract!(
     refresh_token_grant_find_rotate,
     concurrent_rotations_one_wins,
     revoke_user_tokens_deletes_them,
+    refresh_session_reads_token_and_user_at_once,
+    record_login_writes_only_what_a_login_changes,
     audit_payload_round_trips,
     namespaces_are_isolated,
     identity_round_trips_with_its_user,
@@ -1000,4 +1002,50 @@ mod cancellation {
         };
         cancelled_rotation_leaves_the_store_usable(s).await;
     }
+}
+
+async fn refresh_session_reads_token_and_user_at_once(s: Store) {
+    let inst = Uuid::new_v4();
+    let mut u = user(inst, AUD, "session@example.com");
+    u.merge_user_metadata(serde_json::json!({"full_name": "Séance"}).as_object().cloned().unwrap());
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let t = refresh_for(&u, 1);
+    s.tokens.grant_refresh_token(&t, &[]).await.unwrap();
+    let (row, found) = s.tokens.find_refresh_session(&t.token).await.unwrap().unwrap();
+    assert_eq!(row, s.tokens.find_refresh_token(&t.token).await.unwrap().unwrap());
+    let found = found.expect("the user is joined");
+    assert_eq!(found.id, u.id);
+    assert_eq!(found.email, u.email);
+    assert_eq!(found.full_name(), Some("Séance"));
+    assert!(s.tokens.find_refresh_session("h1:unknown").await.unwrap().is_none());
+    // A token whose user is gone (a row another program left) still reads, without a user.
+    let orphan = NewRefreshToken { user_id: Uuid::new_v4(), ..refresh_for(&u, 2) };
+    s.tokens.grant_refresh_token(&orphan, &[]).await.unwrap();
+    let (row, found) = s.tokens.find_refresh_session(&orphan.token).await.unwrap().unwrap();
+    assert_eq!(row.user_id, orphan.user_id);
+    assert!(found.is_none());
+}
+
+async fn record_login_writes_only_what_a_login_changes(s: Store) {
+    let inst = Uuid::new_v4();
+    let mut u = user(inst, AUD, "login@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let mut changed = u.clone();
+    changed.encrypted_password = "$argon2id$new".into();
+    changed.last_sign_in_at = Some(u.created_at + chrono::Duration::seconds(5));
+    changed.updated_at = u.created_at + chrono::Duration::seconds(5);
+    // A field a login never changes is not written even when the value differs.
+    changed.role = "not-written".into();
+    let grant = refresh_for(&u, 1);
+    let login = audit(&u, AuditAction::Login);
+    let effects = Effects { audit: vec![login.clone()], grant: Some(grant.clone()), revoke_sessions: false };
+    s.users.record_login(&changed, &effects).await.unwrap();
+    let stored = s.users.find_user_by_id(Some(inst), u.id).await.unwrap().unwrap();
+    assert_eq!(stored.encrypted_password, "$argon2id$new");
+    assert_eq!(stored.last_sign_in_at.map(|t| t.timestamp()), changed.last_sign_in_at.map(|t| t.timestamp()));
+    assert_eq!(stored.role, u.role);
+    assert!(s.tokens.find_refresh_token(&grant.token).await.unwrap().is_some());
+    assert_eq!(s.audit_rows().await.len(), 1);
+    u.id = Uuid::new_v4();
+    assert!(matches!(s.users.record_login(&u, &Effects::default()).await, Err(StoreError::Conflict)));
 }

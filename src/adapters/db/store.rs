@@ -213,10 +213,12 @@ pub(crate) struct Sql {
     pub(crate) user_by_email_change: String,
     pub(crate) insert_user: String,
     pub(crate) update_user: String,
+    pub(crate) record_login: String,
     pub(crate) delete_user: String,
     pub(crate) insert_audit: String,
     pub(crate) insert_refresh: String,
     pub(crate) refresh_by_token: String,
+    pub(crate) refresh_session: String,
     pub(crate) revoke_refresh: String,
     pub(crate) revoke_user_refresh: String,
     pub(crate) delete_user_refresh: String,
@@ -255,12 +257,29 @@ impl Sql {
                 t.users
             ),
             update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
+            record_login: format!("UPDATE {} SET encrypted_password = ?, last_sign_in_at = ?, updated_at = ? WHERE id = ?", t.users),
             delete_user: format!("DELETE FROM {} WHERE id = ?", t.users),
             insert_audit: format!("INSERT INTO {} (instance_id, id, payload, created_at) VALUES (?, ?, ?, ?)", t.audit),
             insert_refresh: format!(
                 "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)",
                 t.refresh_tokens
             ),
+            refresh_session: {
+                // The user's columns under their own names, the token's prefixed with `rt_`.
+                let user_cols = USER_COLUMNS
+                    .split(", ")
+                    .map(|c| c.trim())
+                    .map(|c| c.strip_prefix("CAST(").map_or_else(|| format!("u.{c}"), |rest| format!("CAST(u.{rest}")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "SELECT rt.instance_id AS rt_instance_id, rt.id AS rt_id, rt.token AS rt_token, rt.user_id AS rt_user_id, \
+                     rt.revoked AS rt_revoked, rt.created_at AS rt_created_at, {user_cols} \
+                     FROM {rt} rt LEFT JOIN {u} u ON u.id = rt.user_id WHERE rt.token = ? LIMIT 1",
+                    rt = t.refresh_tokens,
+                    u = t.users
+                )
+            },
             refresh_by_token: format!(
                 "SELECT instance_id, id, token, user_id, revoked, created_at FROM {} WHERE token = ? LIMIT 1",
                 t.refresh_tokens
@@ -629,6 +648,11 @@ macro_rules! sql_store {
                 self.detached(move |s| async move { s.update_user_now(&u, &guard, &effects).await }).await
             }
 
+            async fn record_login(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let (u, effects) = (u.clone(), effects.clone());
+                self.detached(move |s| async move { s.record_login_now(&u, &effects).await }).await
+            }
+
             async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
                 self.detached(move |s| async move { s.delete_user_now(&u, &guard, &effects).await }).await
@@ -660,6 +684,22 @@ macro_rules! sql_store {
             async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
                 let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
                 row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            async fn find_refresh_session(&self, digest: &str) -> Result<Option<(RefreshToken, Option<User>)>, StoreError> {
+                let Some(r) = sqlx::query(&self.sql.refresh_session).bind(digest).fetch_optional(&self.read).await.map_err(backend)? else {
+                    return Ok(None);
+                };
+                let token = RefreshToken {
+                    instance_id: parse_uuid(r.try_get("rt_instance_id").map_err(backend)?)?,
+                    id: r.try_get("rt_id").map_err(backend)?,
+                    token: r.try_get::<Option<String>, _>("rt_token").map_err(backend)?.unwrap_or_default(),
+                    user_id: parse_uuid(r.try_get("rt_user_id").map_err(backend)?)?,
+                    revoked: r.try_get::<Option<bool>, _>("rt_revoked").map_err(backend)?.unwrap_or(false),
+                    created_at: r.try_get::<Option<DateTime<Utc>>, _>("rt_created_at").map_err(backend)?.unwrap_or_else(epoch),
+                };
+                let user = if r.try_get::<Option<String>, _>("id").map_err(backend)?.is_some() { Some(user_from_row(&r)?) } else { None };
+                Ok(Some((token, user)))
             }
 
             async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
@@ -734,6 +774,23 @@ macro_rules! sql_store {
             async fn insert_user_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_user_row(&mut tx, u).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn record_login_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                let done = sqlx::query(&self.sql.record_login)
+                    .bind(&u.encrypted_password)
+                    .bind(u.last_sign_in_at)
+                    .bind(u.updated_at)
+                    .bind(u.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict);
+                }
                 self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
                 tx.commit().await.map_err(backend)
             }

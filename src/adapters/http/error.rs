@@ -89,9 +89,13 @@ impl From<AuthError> for ApiError {
         match e {
             A::EmailProviderDisabled => Self::http(S::BAD_REQUEST, msg),
             A::SignupDisabled => Self::http(S::FORBIDDEN, msg),
-            A::PasswordRequired | A::WeakPassword(_) | A::EmailTaken | A::UserExists | A::VerifyTokenRequired | A::VerifyTypeRequired => {
-                Self::http(S::UNPROCESSABLE_ENTITY, msg)
-            }
+            A::PasswordRequired
+            | A::WeakPassword(_)
+            | A::MetadataTooLarge
+            | A::EmailTaken
+            | A::UserExists
+            | A::VerifyTokenRequired
+            | A::VerifyTypeRequired => Self::http(S::UNPROCESSABLE_ENTITY, msg),
             A::ConfirmationTokenExpired
             | A::RecoveryTokenExpired
             | A::InvitePasswordRequired

@@ -63,9 +63,12 @@ pub(super) fn params<T: serde::de::DeserializeOwned + Default>(body: &[u8], pref
 }
 
 /// Extracts and verifies the bearer token; failures answer 401 and clear the cookie.
-fn authenticate(state: &HttpState, headers: &HeaderMap, ctx: &Ctx) -> Result<VerifiedClaims, ApiError> {
+/// `expected_aud`: the request's `X-JWT-AUD`, where a mismatch is a 401 (`GET`/`PUT /user`
+/// keep upstream's 400 for it instead, and pass `None`).
+fn authenticate(state: &HttpState, headers: &HeaderMap, ctx: &Ctx, expected_aud: Option<&str>) -> Result<VerifiedClaims, ApiError> {
     let token = bearer(headers).ok_or_else(|| ApiError::Unauthorized("This endpoint requires a Bearer token".into()))?;
-    jwt::verify(token, ctx.jwt_secret(), state.service.now().timestamp()).map_err(|e| ApiError::Unauthorized(format!("Invalid token: {e}")))
+    jwt::verify(token, ctx.jwt_secret(), state.service.now().timestamp(), expected_aud)
+        .map_err(|e| ApiError::Unauthorized(format!("Invalid token: {e}")))
 }
 
 /// `Authorization: Bearer <token>` with exactly one space and no whitespace in the token.
@@ -239,7 +242,7 @@ pub async fn post_recover(State(state): S, ReqCtx(ctx): ReqCtx, Body(body): Body
 }
 
 pub async fn post_logout(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap) -> Response {
-    let claims = match authenticate(&state, &headers, &ctx) {
+    let claims = match authenticate(&state, &headers, &ctx, ctx.aud_header.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -256,7 +259,7 @@ fn caller(c: &VerifiedClaims) -> Caller {
 }
 
 pub async fn get_user(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap) -> Response {
-    let claims = match authenticate(&state, &headers, &ctx) {
+    let claims = match authenticate(&state, &headers, &ctx, None) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -277,7 +280,7 @@ struct UserBody {
 }
 
 pub async fn put_user(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap, Body(body): Body) -> Response {
-    let claims = match authenticate(&state, &headers, &ctx) {
+    let claims = match authenticate(&state, &headers, &ctx, None) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

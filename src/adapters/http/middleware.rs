@@ -136,3 +136,25 @@ fn headers_allowed(h: &HeaderMap) -> bool {
 
 /// How long a request may run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    /// WEAKNESSES.md 31: a panic inside a handler is answered, not a dropped connection.
+    async fn boom() -> &'static str {
+        std::panic::panic_any("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_json_500() {
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::panic_response));
+        let r = app.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(r.status(), 500);
+        assert!(r.extensions().get::<super::NeedsErrorId>().is_some(), "error_id is filled in by request_context");
+    }
+}

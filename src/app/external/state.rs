@@ -18,6 +18,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::domain::token::constant_time_eq;
 
+/// The JOSE `typ` of a state.
+pub const STATE_TYP: &str = "gotrue-state+jwt";
+
 /// How long a state is accepted after `/authorize`, in seconds.
 pub const STATE_TTL_SECS: i64 = 600;
 
@@ -79,7 +82,10 @@ pub fn binding_hash(cookie_value: &str) -> String {
 /// # Errors
 /// The signing library's error.
 pub fn sign(claims: &StateClaims, key: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(key))
+    let mut header = Header::new(Algorithm::HS256);
+    // RFC 8725 3.11: explicit typing, so that a state is never taken for an access token.
+    header.typ = Some(STATE_TYP.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key))
 }
 
 /// Verifies a state: HS256 only, signature, `exp` against `now`, a provider present.

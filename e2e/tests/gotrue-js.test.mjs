@@ -175,15 +175,16 @@ for (const [version, GoTrue] of Object.entries(clients)) {
     test('update user: metadata, password, email change', async () => {
       const who = email('update');
       const newer = email('updated');
-      await operator(gotrue.url, 'POST', '/admin/users', { email: who, password: 'pw-one', confirm: true });
-      const user = await auth.login(who, 'pw-one');
+      const made = await operator(gotrue.url, 'POST', '/admin/users', { email: who, password: 'password-one', confirm: true });
+      assert.equal(made.status, 200, made.text);
+      const user = await auth.login(who, 'password-one');
       const u1 = await user.update({ data: { color: 'blue', full_name: 'Up Date' } });
       assert.equal(u1.user_metadata.color, 'blue');
       assert.equal(u1.user_metadata.full_name, 'Up Date');
 
-      await user.update({ password: 'pw-two' });
-      await expectError(auth.login(who, 'pw-one'), 400);
-      const user2 = await auth.login(who, 'pw-two');
+      await user.update({ password: 'password-two' });
+      await expectError(auth.login(who, 'password-one'), 400);
+      const user2 = await auth.login(who, 'password-two');
 
       const before = smtp.mails.length;
       const u2 = await user2.update({ email: newer });
@@ -194,9 +195,9 @@ for (const [version, GoTrue] of Object.entries(clients)) {
       // What the widget does with #email_change_token=...
       const u3 = await user2.update({ email_change_token: token });
       assert.equal(u3.email, newer);
-      const user3 = await auth.login(newer, 'pw-two');
+      const user3 = await auth.login(newer, 'password-two');
       assert.equal(user3.email, newer);
-      await expectError(auth.login(who, 'pw-two'), 400);
+      await expectError(auth.login(who, 'password-two'), 400);
     });
 
     test('recovery', async () => {

@@ -245,6 +245,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Time allowed for one request before 503 (seconds).
     pub request_timeout: Duration,
+    /// `GOTRUE_CORS_ALLOWED_ORIGINS` (ours): origins CORS answers, comma-separated; empty
+    /// (the default) echoes any origin.
+    pub cors_allowed_origins: Vec<String>,
     /// `GOTRUE_API_HEADER_READ_TIMEOUT`: time a connection may take to send a request's
     /// headers, and may sit idle before its first or next request (seconds; slowloris).
     pub header_read_timeout: Duration,
@@ -554,6 +557,9 @@ pub struct CookieConfig {
     pub key: String,
     /// Lifetime in seconds.
     pub duration: i64,
+    /// `GOTRUE_COOKIE_SECURE` (ours): forces `Secure` on or off; unset, it is on unless
+    /// `SITE_URL` is plain `http`.
+    pub secure: Option<bool>,
 }
 
 /// The per-site configuration (spec/CONFIG.md 3).
@@ -708,6 +714,12 @@ impl Config {
                     .filter(|v| *v > 0)
                     .ok_or_else(|| invalid("GOTRUE_API_MAX_BODY_BYTES", "must be positive".into()))?,
                 request_timeout: nonneg_secs(env, "API_REQUEST_TIMEOUT", &[], 30)?,
+                cors_allowed_origins: env
+                    .list("CORS_ALLOWED_ORIGINS")
+                    .into_iter()
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
                 header_read_timeout: nonneg_secs(env, "API_HEADER_READ_TIMEOUT", &[], 10)?,
             },
             db: DbConfig {
@@ -829,6 +841,11 @@ impl Config {
                             d
                         }
                     },
+                    secure: match env.raw("COOKIE_SECURE", &[]) {
+                        None => None,
+                        Some((_, v)) if v.trim().is_empty() => None,
+                        Some(_) => Some(env.bool("COOKIE_SECURE", true)?),
+                    },
                 },
                 password: PasswordConfig {
                     scheme,
@@ -867,6 +884,21 @@ mod tests {
         assert_eq!(parse_list("a, b,,"), vec!["a", "b"]);
         assert_eq!(parse_map("tag1:value1,tag2:value2").map(|m| m.len()), Some(2));
         assert_eq!(parse_map("nocolon"), None);
+    }
+
+    #[test]
+    fn cors_origins_and_cookie_secure_parse() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert!(c.api.cors_allowed_origins.is_empty());
+        assert_eq!(c.instance.cookie.secure, None);
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_CORS_ALLOWED_ORIGINS", "https://a.example/, http://b.example:8080"),
+            ("GOTRUE_COOKIE_SECURE", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(c.api.cors_allowed_origins, vec!["https://a.example", "http://b.example:8080"]);
+        assert_eq!(c.instance.cookie.secure, Some(false));
+        assert!(Config::from_env(&Env::from_pairs([("GOTRUE_COOKIE_SECURE", "maybe")])).is_err());
     }
 
     #[test]

@@ -248,13 +248,13 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         service,
         instance_id: crate::domain::SINGLE_INSTANCE_ID,
         cookie_key: config.instance.cookie.key.clone(),
-        cookie_secure: !config.instance.site_url.starts_with("http://"),
+        cookie_secure: config.instance.cookie.secure.unwrap_or_else(|| !config.instance.site_url.starts_with("http://")),
         config: Arc::new(config.instance.clone()),
         request_id_header: config.api.request_id_header.clone(),
         request_timeout: config.api.request_timeout,
         max_body_bytes: config.api.max_body_bytes,
         token_limiter: (!config.rate_limit_header.is_empty()).then(|| HeaderLimiter::new(&config.rate_limit_header)),
-        cors_origins: Vec::new(),
+        cors_origins: config.api.cors_allowed_origins.clone(),
         version: crate::VERSION.to_owned(),
     };
     Ok(Built { router: http::router(Arc::new(state)), store, config })

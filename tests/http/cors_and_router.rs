@@ -95,3 +95,33 @@ async fn internal_errors_carry_the_request_id_and_hide_the_cause() {
     assert_eq!(r.json, json!({"code": 500, "msg": "Database error finding user", "error_id": "req-123"}));
     assert!(!r.text.contains("no such table"));
 }
+
+#[tokio::test]
+async fn cors_allowed_origins_restricts_the_echo() {
+    let app = TestApp::spawn_with(&[("GOTRUE_CORS_ALLOWED_ORIGINS", "https://a.example, http://127.0.0.1:8080/")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}/user", app.url))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "PUT")
+            .header("Access-Control-Request-Headers", "Authorization, Content-Type, X-Nf-Client, X-Use-Cookie, X-JWT-AUD")
+    };
+    for origin in ["https://a.example", "http://127.0.0.1:8080"] {
+        let r = app.send(preflight(origin)).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(r.header("access-control-allow-origin"), Some(origin));
+        assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+        assert_eq!(r.header("access-control-allow-methods"), Some("PUT"));
+    }
+    let r = app.send(preflight("https://b.example")).await;
+    assert_eq!(r.status, 204);
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(r.header("access-control-allow-credentials").is_none(), "credentials only beside an echoed origin");
+    let r = app.send(app.get("/settings").header("Origin", "https://b.example")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(r.header("access-control-allow-credentials").is_none());
+    let r = app.send(app.get("/settings").header("Origin", "https://a.example")).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://a.example"));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+}

@@ -201,3 +201,21 @@ async fn bcrypt_can_be_kept_for_the_way_back() {
     assert!(stored.starts_with("$2"), "{stored}");
     assert_eq!(app.login("keep@example.com", "pw").await.status, 200);
 }
+
+#[tokio::test]
+async fn cookie_secure_setting_overrides_the_site_url() {
+    for (site, setting, secure) in [("http://localhost:8080", "true", true), ("https://site.example", "false", false)] {
+        let app = TestApp::spawn_with(&[("GOTRUE_SITE_URL", site), ("GOTRUE_COOKIE_SECURE", setting)]).await;
+        app.confirmed_user("s@example.com", "pw").await;
+        let r = app
+            .send(app.post("/token").header("X-Use-Cookie", "1").form(&[
+                ("grant_type", "password"),
+                ("username", "s@example.com"),
+                ("password", "pw"),
+            ]))
+            .await;
+        let cookie = r.cookies().into_iter().find(|c| c.starts_with("nf_jwt=")).unwrap();
+        assert_eq!(cookie.contains("; Secure"), secure, "{site} {setting}: {cookie}");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    }
+}

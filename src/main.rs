@@ -111,7 +111,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate => {
             let config = load(&cli)?;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let store = wiring::Store::open(&config).await?;
             print!("{}", gotrue::adapters::db::migrate::render_status(&store.status().await?));
             let after = store.migrate().await?;
@@ -121,7 +121,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Admin { command } => {
             let config = load(&cli)?;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let (service, store) = wiring::open_service(&config).await?;
             let result = admin(&service, &config, command).await;
             store.close().await;
@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Serve => {
             let config = load(&cli)?;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let built = wiring::build(config, wiring::Overrides::default()).await?;
             wiring::serve(built).await
         }

@@ -7,9 +7,11 @@ pub mod error;
 pub mod external;
 mod handlers;
 pub mod json;
+pub mod metrics;
 pub mod middleware;
 pub mod pagination;
 pub mod ratelimit;
+pub mod ready;
 
 use std::sync::Arc;
 use std::time::Duration;

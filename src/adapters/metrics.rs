@@ -246,6 +246,41 @@ mod tests {
         text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
     }
 
+    #[tokio::test]
+    async fn mail_failures_are_counted_by_kind() {
+        use std::sync::Arc;
+
+        use crate::ports::mail::{Mail, MailError, MailKind, Mailer, MockMailer};
+
+        let mut inner = MockMailer::new();
+        let mut n = 0;
+        inner.expect_send().times(2).returning(move |_| {
+            n += 1;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(MailError("535 authentication failed".into()))
+            }
+        });
+        let m = Arc::new(Metrics::new());
+        let mailer = super::CountingMailer::new(Arc::new(inner), Arc::clone(&m));
+        let mail = Mail {
+            kind: MailKind::Recovery,
+            to: "a@example.com".into(),
+            site_url: String::new(),
+            confirmation_url: String::new(),
+            email: "a@example.com".into(),
+            new_email: String::new(),
+            token: String::new(),
+            data: serde_json::Map::new(),
+            subject_template: String::new(),
+            template_url: String::new(),
+        };
+        assert!(mailer.send(&mail).await.is_ok());
+        assert!(mailer.send(&mail).await.is_err(), "the failure is passed on");
+        assert_eq!(value(&m.render(&[]), r#"gotrue_mail_failures_total{kind="recovery"}"#), Some(1.0));
+    }
+
     #[test]
     fn requests_are_counted_per_route_and_status() {
         let m = Metrics::new();

@@ -47,8 +47,12 @@ impl Store {
     pub async fn open(config: &Config) -> Result<Self, String> {
         let db = &config.db;
         match db.driver {
-            DbDriver::Sqlite => Ok(Self::Sqlite(SqliteStore::connect(&db.url, &db.namespace, db.max_connections).await?)),
-            DbDriver::Mysql => Ok(Self::MySql(MySqlStore::connect(&db.url, &db.namespace, db.max_connections).await?)),
+            DbDriver::Sqlite => {
+                Ok(Self::Sqlite(SqliteStore::connect_with(&db.url, &db.namespace, db.max_connections, db.acquire_timeout).await?))
+            }
+            DbDriver::Mysql => {
+                Ok(Self::MySql(MySqlStore::connect_with(&db.url, &db.namespace, db.max_connections, db.acquire_timeout).await?))
+            }
         }
     }
 

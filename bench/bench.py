@@ -112,15 +112,17 @@ class Seed:
     def rows(self, ts):
         for i, uid in enumerate(self.ids, start=1):
             email = f"user{i}@example.com"
-            meta = json.dumps({"full_name": f"User {i}"})
-            yield (NIL, uid, AUD, "", email, email, self.phc, ts, ts, ts, '{"provider":"email"}', meta)
+            name = f"User {i}"
+            meta = json.dumps({"full_name": name})
+            # name_key is what the server writes beside the metadata (lower-cased full_name).
+            yield (NIL, uid, AUD, "", email, email, name.lower(), self.phc, ts, ts, ts, '{"provider":"email"}', meta)
 
     def token_rows(self, ts):
         for i, t in enumerate(self.tokens):
             yield (NIL, digest(t), self.ids[i % len(self.ids)], ts, ts)
 
 
-USER_COLS = "instance_id, id, aud, role, email, email_key, encrypted_password, confirmed_at, created_at, updated_at, raw_app_meta_data, raw_user_meta_data"
+USER_COLS = "instance_id, id, aud, role, email, email_key, name_key, encrypted_password, confirmed_at, created_at, updated_at, raw_app_meta_data, raw_user_meta_data"
 EMPTY_COLS = "confirmation_token, recovery_token, email_change_token, email_change, is_super_admin"
 
 
@@ -128,7 +130,7 @@ def seed_sqlite(path, seed):
     ts = now_str().isoformat()
     con = sqlite3.connect(path)
     con.executemany(
-        f"INSERT INTO users ({USER_COLS}, {EMPTY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','',0)", seed.rows(ts)
+        f"INSERT INTO users ({USER_COLS}, {EMPTY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'','','','',0)", seed.rows(ts)
     )
     con.executemany("INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?,?,?,0,?,?)", seed.token_rows(ts))
     con.commit()

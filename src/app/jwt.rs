@@ -191,11 +191,10 @@ mod tests {
         let t = sign(&user(), 4_000_000_000, Some(sid), b"secret").unwrap();
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap();
         let raw = String::from_utf8(raw).unwrap();
-        let order: Vec<usize> =
-            ["\"aud\"", "\"exp\"", "\"sub\"", "\"email\"", "\"app_metadata\"", "\"user_metadata\"", "\"session_id\""]
-                .iter()
-                .map(|k| raw.find(k).unwrap())
-                .collect();
+        let order: Vec<usize> = ["\"aud\"", "\"exp\"", "\"sub\"", "\"email\"", "\"app_metadata\"", "\"user_metadata\"", "\"session_id\""]
+            .iter()
+            .map(|k| raw.find(k).unwrap())
+            .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{raw}");
         assert_eq!(verify(&t, b"secret", 1, None).unwrap().session_id(), Some(sid));
     }

@@ -255,13 +255,7 @@ impl Service {
 
     /// The refresh token that replaces one of `session_id`: the session's new current token,
     /// its secret sealed for the reuse window.
-    pub(crate) fn rotation_grant(
-        ctx: &Ctx,
-        user: &User,
-        now: DateTime<Utc>,
-        session_id: Uuid,
-        session_started_at: DateTime<Utc>,
-    ) -> Grant {
+    pub(crate) fn rotation_grant(ctx: &Ctx, user: &User, now: DateTime<Utc>, session_id: Uuid, session_started_at: DateTime<Utc>) -> Grant {
         let t = NewToken::generate();
         let sealed = crate::domain::session::seal(ctx.jwt_secret(), session_id, &t.secret);
         Grant {

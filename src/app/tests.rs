@@ -1532,9 +1532,7 @@ async fn update_user_password_change_stores_the_new_hash() {
     let svc = m.service();
 
     let caller = Caller { session_id: Some(session()), ..caller_for(&user) };
-    svc.update_user(&ctx(), &caller, UserUpdateParams { password: secret("a new password"), ..UserUpdateParams::default() })
-        .await
-        .unwrap();
+    svc.update_user(&ctx(), &caller, UserUpdateParams { password: secret("a new password"), ..UserUpdateParams::default() }).await.unwrap();
 
     let (stored, guard, effects) = updates.one();
     assert_eq!(guard, Guard::None);

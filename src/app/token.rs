@@ -12,8 +12,8 @@ use crate::domain::email::normalise;
 use crate::domain::session::{open, within_reuse_window, Lifetimes};
 use crate::domain::token::lookup_digest;
 use crate::domain::user::User;
-use crate::ports::tokens::RefreshToken;
 use crate::ports::hooks::HookEvent;
+use crate::ports::tokens::RefreshToken;
 use crate::ports::users::{Effects, Guard, StoreError};
 
 impl Service {

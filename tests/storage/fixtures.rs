@@ -128,12 +128,7 @@ pub fn refresh_for(u: &User, secs: i64) -> NewRefreshToken {
 /// The token that replaces `old` in its session, issued at `at(secs)`, with `sealed` as
 /// its sealed secret.
 pub fn next_in_session(old: &NewRefreshToken, secs: i64, sealed: &str) -> NewRefreshToken {
-    NewRefreshToken {
-        token: NewToken::generate().digest,
-        created_at: at(secs),
-        sealed: Some(sealed.to_owned()),
-        ..old.clone()
-    }
+    NewRefreshToken { token: NewToken::generate().digest, created_at: at(secs), sealed: Some(sealed.to_owned()), ..old.clone() }
 }
 
 /// An audit entry by the user about themself.

@@ -148,7 +148,15 @@ async fn namespaces_are_isolated(s: Store) {
     let u = user(Uuid::nil(), AUD, "shared@example.com");
     let grant = refresh_for(&u, 1);
     ns1.users
-        .insert_user(&u, &Effects { grant: Some(grant.clone()), audit: vec![audit(&u, AuditAction::UserSignedUp)], revoke_sessions: false, keep_session: None })
+        .insert_user(
+            &u,
+            &Effects {
+                grant: Some(grant.clone()),
+                audit: vec![audit(&u, AuditAction::UserSignedUp)],
+                revoke_sessions: false,
+                keep_session: None,
+            },
+        )
         .await
         .unwrap();
     assert!(ns2.users.find_user_by_id(None, u.id).await.unwrap().is_none());
@@ -313,7 +321,12 @@ async fn email_is_unique_per_instance_and_audience(s: Store) {
             .users
             .insert_user(
                 &dup,
-                &Effects { grant: Some(grant.clone()), audit: vec![audit(&dup, AuditAction::UserSignedUp)], revoke_sessions: false, keep_session: None },
+                &Effects {
+                    grant: Some(grant.clone()),
+                    audit: vec![audit(&dup, AuditAction::UserSignedUp)],
+                    revoke_sessions: false,
+                    keep_session: None,
+                },
             )
             .await;
         assert!(is_taken(&r), "{}: {variant:?} -> {r:?}", s.kind());
@@ -346,8 +359,18 @@ async fn concurrent_signups_one_wins(s: Store) {
         let email = format!("race{round}@example.com");
         let a = user(Uuid::nil(), AUD, &email);
         let b = user(Uuid::nil(), AUD, &email.to_uppercase());
-        let ea = Effects { grant: Some(refresh_for(&a, 1)), audit: vec![audit(&a, AuditAction::UserSignedUp)], revoke_sessions: false, keep_session: None };
-        let eb = Effects { grant: Some(refresh_for(&b, 1)), audit: vec![audit(&b, AuditAction::UserSignedUp)], revoke_sessions: false, keep_session: None };
+        let ea = Effects {
+            grant: Some(refresh_for(&a, 1)),
+            audit: vec![audit(&a, AuditAction::UserSignedUp)],
+            revoke_sessions: false,
+            keep_session: None,
+        };
+        let eb = Effects {
+            grant: Some(refresh_for(&b, 1)),
+            audit: vec![audit(&b, AuditAction::UserSignedUp)],
+            revoke_sessions: false,
+            keep_session: None,
+        };
         let (ra, rb) = tokio::join!(s.users.insert_user(&a, &ea), s.users.insert_user(&b, &eb));
         assert_eq!(usize::from(ra.is_ok()) + usize::from(rb.is_ok()), 1, "{}: exactly one wins: {ra:?} {rb:?}", s.kind());
         assert!(is_taken(&ra) || is_taken(&rb), "{}: the loser is EmailTaken: {ra:?} {rb:?}", s.kind());
@@ -438,7 +461,12 @@ async fn guarded_update_is_single_use(s: Store) {
         .update_user(
             &next,
             &guard,
-            &Effects { grant: Some(first_grant.clone()), audit: vec![audit(&u, AuditAction::Login)], revoke_sessions: false, keep_session: None },
+            &Effects {
+                grant: Some(first_grant.clone()),
+                audit: vec![audit(&u, AuditAction::Login)],
+                revoke_sessions: false,
+                keep_session: None,
+            },
         )
         .await
         .unwrap();
@@ -452,7 +480,12 @@ async fn guarded_update_is_single_use(s: Store) {
         .update_user(
             &next,
             &guard,
-            &Effects { grant: Some(second_grant.clone()), audit: vec![audit(&u, AuditAction::Login)], revoke_sessions: false, keep_session: None },
+            &Effects {
+                grant: Some(second_grant.clone()),
+                audit: vec![audit(&u, AuditAction::Login)],
+                revoke_sessions: false,
+                keep_session: None,
+            },
         )
         .await;
     assert!(is_conflict(&r), "{}: {r:?}", s.kind());
@@ -506,7 +539,10 @@ async fn update_writes_its_effects_atomically(s: Store) {
     let signup_grant = refresh_for(&u, 1);
     let signup_audit = audit(&u, AuditAction::UserSignedUp);
     s.users
-        .insert_user(&u, &Effects { grant: Some(signup_grant.clone()), audit: vec![signup_audit.clone()], revoke_sessions: false, keep_session: None })
+        .insert_user(
+            &u,
+            &Effects { grant: Some(signup_grant.clone()), audit: vec![signup_audit.clone()], revoke_sessions: false, keep_session: None },
+        )
         .await
         .unwrap();
     let old = s.tokens.find_refresh_token(&signup_grant.token).await.unwrap().expect("insert_user writes its grant");
@@ -518,7 +554,11 @@ async fn update_writes_its_effects_atomically(s: Store) {
     let grant = refresh_for(&u, 90);
     let entries = vec![audit(&u, AuditAction::UserModified), audit(&u, AuditAction::Login)];
     s.users
-        .update_user(&next, &Guard::None, &Effects { grant: Some(grant.clone()), audit: entries.clone(), revoke_sessions: true, keep_session: None })
+        .update_user(
+            &next,
+            &Guard::None,
+            &Effects { grant: Some(grant.clone()), audit: entries.clone(), revoke_sessions: true, keep_session: None },
+        )
         .await
         .unwrap();
     assert_user(s.users.find_user_by_id(Some(inst), u.id).await.unwrap(), &next);
@@ -557,7 +597,12 @@ async fn update_to_a_taken_email_changes_nothing(s: Store) {
         .update_user(
             &stolen,
             &Guard::None,
-            &Effects { grant: Some(grant.clone()), audit: vec![audit(&a, AuditAction::UserModified)], revoke_sessions: true, keep_session: None },
+            &Effects {
+                grant: Some(grant.clone()),
+                audit: vec![audit(&a, AuditAction::UserModified)],
+                revoke_sessions: true,
+                keep_session: None,
+            },
         )
         .await;
     assert!(is_taken(&r), "{}: {r:?}", s.kind());
@@ -925,7 +970,12 @@ mod one_connection {
         s.users
             .insert_user(
                 &u,
-                &Effects { grant: Some(grant.clone()), audit: vec![audit(&u, AuditAction::UserSignedUp)], revoke_sessions: false, keep_session: None },
+                &Effects {
+                    grant: Some(grant.clone()),
+                    audit: vec![audit(&u, AuditAction::UserSignedUp)],
+                    revoke_sessions: false,
+                    keep_session: None,
+                },
             )
             .await
             .unwrap();
@@ -1100,7 +1150,10 @@ async fn an_upstream_token_joins_the_session_of_its_rotation(s: Store) {
     let t = s.tables().clone();
     let token = digest("an upstream refresh token");
     s.exec(
-        &format!("INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)", t.refresh_tokens),
+        &format!(
+            "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)",
+            t.refresh_tokens
+        ),
         &[Some(&Uuid::nil().to_string()), Some(&token), Some(&u.id.to_string()), Some("2018-01-01 00:00:00"), Some("2018-01-01 00:00:00")],
     )
     .await;

@@ -236,7 +236,8 @@ const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_passwor
     CAST(raw_user_meta_data AS CHAR) AS raw_user_meta_data, is_super_admin, created_at, updated_at";
 
 /// The columns of a refresh-token row.
-const REFRESH_COLUMNS: &str = "instance_id, id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token";
+const REFRESH_COLUMNS: &str =
+    "instance_id, id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token";
 
 /// The start of the statement that rotates a token out (binds: the time, the session to
 /// adopt when it has none); the caller appends its `WHERE`. The sealed secret goes: only
@@ -424,8 +425,8 @@ macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         use chrono::{DateTime, Utc};
         use $crate::adapters::db::store::{
-            backend, contains_pattern, email_key, epoch, session_uuid, guard_clause, known_total, metadata_json, name_key, parse_metadata, parse_payload,
-            parse_uuid, row_count, sql_int,
+            backend, contains_pattern, email_key, epoch, guard_clause, known_total, metadata_json, name_key, parse_metadata, parse_payload,
+            parse_uuid, row_count, session_uuid, sql_int,
         };
         use $crate::adapters::db::store::{page_of_matches, ListStatements, SEARCH_WINDOW};
         use $crate::domain::audit::AuditEntry;

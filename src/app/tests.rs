@@ -648,6 +648,23 @@ async fn password_grant_success_records_login_and_grants_a_refresh_token() {
 }
 
 #[tokio::test]
+async fn password_grant_ends_a_pending_recovery() {
+    let mut user = confirmed_user();
+    user.recovery_token = "h1:pending".into();
+    let mut m = Mocks::new();
+    m.user_by_email(EMAIL, Some(user));
+    m.verify_answers(PASSWORD, verified(true, false));
+    let updates = m.record_logins(1);
+    m.users.expect_update_user().never();
+    let svc = m.service();
+
+    svc.password_grant(&ctx(), EMAIL, secret(PASSWORD)).await.unwrap();
+
+    let (stored, _, _) = updates.one();
+    assert_eq!(stored.recovery_token, "");
+}
+
+#[tokio::test]
 async fn password_grant_rehashes_an_outdated_hash() {
     let mut m = Mocks::new();
     m.user_by_email(EMAIL, Some(confirmed_user()));
@@ -774,6 +791,35 @@ async fn refresh_grant_token_of_another_instance_is_invalid() {
     let svc = m.service();
 
     let err = svc.refresh_grant(&ctx(), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: false }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_of_a_user_unconfirmed_since_the_login_is_invalid() {
+    let mut user = confirmed_user();
+    user.confirmed_at = None;
+    let mut m = Mocks::new();
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
+    m.tokens.expect_rotate_refresh_token().never();
+    let svc = m.service();
+
+    let err = svc.refresh_grant(&ctx(), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: false }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_naming_another_audience_is_invalid() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
+    m.tokens.expect_rotate_refresh_token().never();
+    let svc = m.service();
+    let mut other = ctx();
+    other.aud_header = Some(format!("{}-other", user.aud));
+
+    let err = svc.refresh_grant(&other, RT).await.unwrap_err();
 
     assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: false }), "{err:?}");
 }

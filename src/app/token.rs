@@ -58,6 +58,9 @@ impl Service {
         let now = self.now();
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
+        // A login with the password ends a pending recovery: the mailed link stops working
+        // (WEAKNESSES.md 15), as it would once used.
+        user.recovery_token.clear();
         let grant = self.new_grant(&user, now);
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::Login, None, now);
         let effects = Effects { audit: vec![audit], grant: Some(grant.row), ..Effects::default() };
@@ -95,6 +98,12 @@ impl Service {
         else {
             return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
         };
+        // Re-checked at every refresh (WEAKNESSES.md 7): a user an admin has unconfirmed
+        // since the login gets no new tokens, nor does a request naming another audience.
+        // The `login` hook is not run again, as upstream: receivers see one event per login.
+        if !user.is_confirmed() || ctx.aud_header.as_deref().is_some_and(|aud| aud != user.aud) {
+            return Err(AuthError::InvalidRefreshToken { clear_cookie: false });
+        }
         let now = self.now();
         if token.revoked {
             return self.refresh_rotated(ctx, &token, &user, now, false).await;

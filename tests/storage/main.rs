@@ -1088,9 +1088,12 @@ async fn refresh_session_reads_token_and_user_at_once(s: Store) {
 async fn record_login_writes_only_what_a_login_changes(s: Store) {
     let inst = Uuid::new_v4();
     let mut u = user(inst, AUD, "login@example.com");
+    u.recovery_token = "h1:pending-recovery".into();
     s.users.insert_user(&u, &Effects::default()).await.unwrap();
     let mut changed = u.clone();
     changed.encrypted_password = "$argon2id$new".into();
+    // A login ends a pending recovery.
+    changed.recovery_token.clear();
     changed.last_sign_in_at = Some(u.created_at + chrono::Duration::seconds(5));
     changed.updated_at = u.created_at + chrono::Duration::seconds(5);
     // A field a login never changes is not written even when the value differs.
@@ -1101,6 +1104,7 @@ async fn record_login_writes_only_what_a_login_changes(s: Store) {
     s.users.record_login(&changed, &effects).await.unwrap();
     let stored = s.users.find_user_by_id(Some(inst), u.id).await.unwrap().unwrap();
     assert_eq!(stored.encrypted_password, "$argon2id$new");
+    assert_eq!(stored.recovery_token, "");
     assert_eq!(stored.last_sign_in_at.map(|t| t.timestamp()), changed.last_sign_in_at.map(|t| t.timestamp()));
     assert_eq!(stored.role, u.role);
     assert!(s.tokens.find_refresh_token(&grant.token).await.unwrap().is_some());

@@ -270,7 +270,10 @@ impl Sql {
                 t.users
             ),
             update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
-            record_login: format!("UPDATE {} SET encrypted_password = ?, last_sign_in_at = ?, updated_at = ? WHERE id = ?", t.users),
+            record_login: format!(
+                "UPDATE {} SET encrypted_password = ?, recovery_token = ?, last_sign_in_at = ?, updated_at = ? WHERE id = ?",
+                t.users
+            ),
             delete_user: format!("DELETE FROM {} WHERE id = ?", t.users),
             insert_audit: format!("INSERT INTO {} (instance_id, id, payload, created_at) VALUES (?, ?, ?, ?)", t.audit),
             insert_refresh: format!(
@@ -854,6 +857,7 @@ macro_rules! sql_store {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 let done = sqlx::query(&self.sql.record_login)
                     .bind(&u.encrypted_password)
+                    .bind(&u.recovery_token)
                     .bind(u.last_sign_in_at)
                     .bind(u.updated_at)
                     .bind(u.id.to_string())

@@ -1,4 +1,4 @@
-//! The `gotrue` command line: `serve` (default), `migrate`, `admin`, `version`.
+//! The `gotrue` command line: `serve` (default), `multi`, `migrate`, `admin`, `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). With no database configured, uses ./gotrue.db (SQLite).
     Serve,
+    /// Serve many sites from one process (multi-instance mode): instances live in the
+    /// database, each request names its instance in the operator's signed `x-nf-sign` header.
+    Multi,
     /// Create or upgrade the database schema (idempotent; upgrades an upstream GoTrue database in place).
     Migrate,
     /// Print the git commit this binary was built from.
@@ -126,6 +129,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let result = admin(&service, &config, command).await;
             store.close().await;
             result
+        }
+        Command::Multi => {
+            let mut config = load(&cli)?;
+            config.multi_instance_mode = true;
+            telemetry::init(&config.logging)?;
+            let built = wiring::build(config, wiring::Overrides::default()).await?;
+            wiring::serve(built).await
         }
         Command::Serve => {
             let config = load(&cli)?;

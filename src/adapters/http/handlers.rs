@@ -32,12 +32,13 @@ impl FromRequestParts<Arc<HttpState>> for ReqCtx {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<HttpState>) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
-        Ok(Self(Ctx {
-            instance_id: state.instance_id,
-            config: Arc::clone(&state.config),
-            aud_header: header("x-jwt-aud"),
-            referrer: header("referer"),
-        }))
+        if let Some(r) = parts.extensions.get::<crate::app::instances::RequestInstance>() {
+            return Ok(Self(r.ctx(header("x-jwt-aud"), header("referer"))));
+        }
+        let mut ctx = Ctx::new(state.instance_id, Arc::clone(&state.config));
+        ctx.aud_header = header("x-jwt-aud");
+        ctx.referrer = header("referer");
+        Ok(Self(ctx))
     }
 }
 
@@ -106,8 +107,8 @@ pub async fn get_health(State(state): S) -> Response {
         .into_response()
 }
 
-pub async fn get_settings(State(state): S) -> Response {
-    let c = &state.config;
+pub async fn get_settings(ReqCtx(ctx): ReqCtx) -> Response {
+    let c = &ctx.config;
     let enabled = |p: &str| c.external.providers.get(p).is_some_and(|p| p.enabled);
     let mut labels = Map::new();
     if !c.external.saml.name.is_empty() {

@@ -10,6 +10,7 @@
 mod external;
 mod fixtures;
 mod harness;
+mod instances;
 mod scratch_mysql;
 
 use gotrue::domain::audit::{AuditAction, AuditEntry, AuditScope, AuditSearch};
@@ -26,6 +27,7 @@ use external::{
     a_provider_account_links_to_one_user, auth_codes_are_taken_once, delete_removes_identities, identity_round_trips_with_its_user,
     linking_refreshes_or_inserts_under_the_users_guard, oauth_states_are_single_use_and_expired_ones_purged,
 };
+use instances::{deleting_an_instance_takes_its_users_and_sessions, instances_round_trip_and_update};
 use fixtures::{as_read, assert_user, at, audit, full_user, obj, refresh_for, rich_audit, user, AUD};
 use harness::Store;
 
@@ -92,6 +94,8 @@ contract!(
     list_users_search_keeps_up_with_updates,
     list_audit_searches_newest_first,
     retract_user_removes_the_user_and_its_audit,
+    instances_round_trip_and_update,
+    deleting_an_instance_takes_its_users_and_sessions,
 );
 
 fn is_taken(r: &Result<(), StoreError>) -> bool {

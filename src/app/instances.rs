@@ -135,8 +135,12 @@ pub struct Instances {
     operator_token: SecretString,
     mailers: Arc<dyn MailerFactory>,
     endpoint: String,
-    cache: Mutex<HashMap<(Uuid, String), (DateTime<Utc>, Arc<Resolved>)>>,
+    cache: Mutex<Cache>,
 }
+
+/// Resolved instances by id and the `site_url` claim they were resolved with, with the
+/// time they were loaded.
+type Cache = HashMap<(Uuid, String), (DateTime<Utc>, Arc<Resolved>)>;
 
 impl std::fmt::Debug for Instances {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

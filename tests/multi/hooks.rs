@@ -96,7 +96,9 @@ async fn relative_hook_urls_resolve_on_the_site_url_and_the_config_is_not_change
     let id = app.create(site_config("s", &hook.url)).await;
     let hooks = json!({"validate": ["/.netlify/functions/identity-validate"], "signup": ["/.netlify/functions/identity-signup"]});
     let sign = nf_sign(&json!({"id": id, "function_hooks": hooks}));
-    let r = app.send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "rel@example.com", "password": "pw"}))).await;
+    let r = app
+        .send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "rel@example.com", "password": "pw"})))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let calls = hook.calls();
     let seen: Vec<(&str, &str)> = calls.iter().map(|c| (c.path.as_str(), c.event.as_str())).collect();
@@ -116,7 +118,9 @@ async fn the_instance_webhook_wins_over_function_hooks() {
     config["webhook"] = json!({"url": webhook.url, "events": ["signup"], "secret": "hook-secret"});
     let id = app.create(config).await;
     let sign = nf_sign(&json!({"id": id, "function_hooks": {"signup": [function.url]}}));
-    let r = app.send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "w@example.com", "password": "pw"}))).await;
+    let r = app
+        .send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "w@example.com", "password": "pw"})))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(function.calls().is_empty());
     let calls = webhook.calls();
@@ -159,7 +163,9 @@ async fn a_failing_function_hook_aborts_the_signup() {
     let app = app().await;
     let id = app.create(json!({"site_url": "https://a.example.com", "jwt": {"secret": "s"}, "webhook": {"retries": 2}})).await;
     let sign = nf_sign(&json!({"id": id, "function_hooks": {"validate": [hook.url]}}));
-    let r = app.send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "x@example.com", "password": "pw"}))).await;
+    let r = app
+        .send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "x@example.com", "password": "pw"})))
+        .await;
     r.assert_error(422, "Failed to handle signup webhook");
     assert_eq!(hook.calls().len(), 2, "the instance's retries apply to function hooks");
     assert!(app.store.users().find_user_by_email(id, AUD, "x@example.com").await.unwrap().is_none());

@@ -61,10 +61,12 @@ async fn each_instance_mails_through_its_own_smtp_server() {
     let sink_b = SmtpServer::start(ServerOptions::default()).await;
     let app = Multi::spawn().await;
     let smtp = |port: u16, from: &str| json!({"host": "127.0.0.1", "port": port, "admin_email": from});
-    let a = app.create(json!({"site_url": "https://a.example.com", "jwt": {"secret": "a"}, "smtp": smtp(sink_a.port, "a@example.com")})).await;
-    let b = app.create(json!({"site_url": "https://b.example.com", "jwt": {"secret": "b"}, "smtp": smtp(sink_b.port, "b@example.com"),
+    let a =
+        app.create(json!({"site_url": "https://a.example.com", "jwt": {"secret": "a"}, "smtp": smtp(sink_a.port, "a@example.com")})).await;
+    let b = app
+        .create(json!({"site_url": "https://b.example.com", "jwt": {"secret": "b"}, "smtp": smtp(sink_b.port, "b@example.com"),
         "mailer": {"subjects": {"confirmation": "Welcome to B"}}}))
-    .await;
+        .await;
     let r = app.signup(a, "one@example.com", "pw").await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app.signup(b, "two@example.com", "pw").await;
@@ -92,8 +94,12 @@ async fn each_instance_has_its_own_providers_and_the_callback_finds_the_instance
     let app = Multi::spawn().await;
     let callback = format!("{}/callback", app.url);
     let provider = |enabled: bool| json!({"enabled": enabled, "client_id": CLIENT_ID, "secret": CLIENT_SECRET, "redirect_uri": callback, "url": fake.url});
-    let a = app.create(json!({"site_url": "https://a.example.com", "jwt": {"secret": "secret-a"}, "external": {"github": provider(true)}})).await;
-    let b = app.create(json!({"site_url": "https://b.example.com", "jwt": {"secret": "secret-b"}, "external": {"gitlab": provider(true)}})).await;
+    let a = app
+        .create(json!({"site_url": "https://a.example.com", "jwt": {"secret": "secret-a"}, "external": {"github": provider(true)}}))
+        .await;
+    let b = app
+        .create(json!({"site_url": "https://b.example.com", "jwt": {"secret": "secret-b"}, "external": {"gitlab": provider(true)}}))
+        .await;
     let settings = |id| app.send(app.site(Method::GET, "/settings", id));
     let sa = settings(a).await.json["external"].clone();
     let sb = settings(b).await.json["external"].clone();
@@ -130,6 +136,8 @@ async fn each_instance_has_its_own_providers_and_the_callback_finds_the_instance
     assert!(app.store.users().find_user_by_id(Some(b), user).await.unwrap().is_none());
     // A callback without a state, or with a forged one, is refused before any instance work.
     app.send(app.at(Method::GET, "/callback?code=x")).await.assert_error(400, "OAuth state parameter missing");
-    let r = app.send(app.at(Method::GET, &format!("/callback?code=x&state={}", sign_with(&json!({"id": a, "provider": "github"}), "nope")))).await;
+    let r = app
+        .send(app.at(Method::GET, &format!("/callback?code=x&state={}", sign_with(&json!({"id": a, "provider": "github"}), "nope"))))
+        .await;
     assert_eq!(r.status, 400, "{}", r.text);
 }

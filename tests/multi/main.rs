@@ -168,9 +168,11 @@ impl Multi {
     }
 
     pub async fn login(&self, id: Uuid, email: &str, password: &str) -> Reply {
-        self.send(
-            self.site(reqwest::Method::POST, "/token", id).form(&[("grant_type", "password"), ("username", email), ("password", password)]),
-        )
+        self.send(self.site(reqwest::Method::POST, "/token", id).form(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+        ]))
         .await
     }
 }

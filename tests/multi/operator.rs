@@ -120,7 +120,10 @@ async fn create_get_update_delete_on_every_engine() {
 
         // TestUpdate: secret and site URL change.
         let r = app
-            .send(app.op(Method::PUT, &format!("/instances/{id}")).json(&json!({"config": {"jwt": {"secret": "new-secret"}, "site_url": "https://test.mysite.com"}})))
+            .send(
+                app.op(Method::PUT, &format!("/instances/{id}"))
+                    .json(&json!({"config": {"jwt": {"secret": "new-secret"}, "site_url": "https://test.mysite.com"}})),
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
         let stored = app.stored_config(id).await;
@@ -128,7 +131,9 @@ async fn create_get_update_delete_on_every_engine() {
         assert_eq!(stored["jwt"]["exp"], 600, "siblings of a changed key are kept");
         assert_eq!(stored["site_url"], "https://test.mysite.com");
         // TestUpdate_DisableEmail.
-        let r = app.send(app.op(Method::PUT, &format!("/instances/{id}")).json(&json!({"config": {"external": {"email": {"disabled": true}}}}))).await;
+        let r = app
+            .send(app.op(Method::PUT, &format!("/instances/{id}")).json(&json!({"config": {"external": {"email": {"disabled": true}}}})))
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(app.stored_config(id).await["external"]["email"]["disabled"], true);
         // TestUpdate_ClearPassword.
@@ -140,8 +145,10 @@ async fn create_get_update_delete_on_every_engine() {
 
         // DELETE: the instance goes with its users; another instance keeps its own.
         let other = app.create(site_config("other-secret", "https://b.example.com")).await;
-        app.send(app.op(Method::PUT, &format!("/instances/{id}")).json(&json!({"config": {"external": {"email": {"disabled": false}}, "mailer": {"autoconfirm": true}, "webhook": {"url": ""}}})))
-            .await;
+        app.send(app.op(Method::PUT, &format!("/instances/{id}")).json(
+            &json!({"config": {"external": {"email": {"disabled": false}}, "mailer": {"autoconfirm": true}, "webhook": {"url": ""}}}),
+        ))
+        .await;
         assert_eq!(app.signup(id, "gone@example.com", "pw").await.status, 200);
         assert_eq!(app.signup(other, "kept@example.com", "pw").await.status, 200);
         let r = app.send(app.op(Method::DELETE, &format!("/instances/{id}"))).await;

@@ -59,7 +59,9 @@ async fn the_site_url_claim_replaces_the_stored_one() {
     let app = Multi::spawn().await;
     let id = app.create(json!({"site_url": "https://stored.example.com", "jwt": {"secret": "s"}})).await;
     let sign = nf_sign(&json!({"id": id, "site_url": "https://claimed.example.com", "netlify_id": "n-1"}));
-    let r = app.send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "c@example.com", "password": "pw"}))).await;
+    let r = app
+        .send(app.at(Method::POST, "/signup").header("x-nf-sign", sign).json(&json!({"email": "c@example.com", "password": "pw"})))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let mail = app.outbox.last_to("c@example.com").unwrap();
     assert!(mail.confirmation_url.starts_with("https://claimed.example.com/"), "{}", mail.confirmation_url);

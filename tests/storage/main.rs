@@ -27,9 +27,9 @@ use external::{
     a_provider_account_links_to_one_user, auth_codes_are_taken_once, delete_removes_identities, identity_round_trips_with_its_user,
     linking_refreshes_or_inserts_under_the_users_guard, oauth_states_are_single_use_and_expired_ones_purged,
 };
-use instances::{deleting_an_instance_takes_its_users_and_sessions, instances_round_trip_and_update};
 use fixtures::{as_read, assert_user, at, audit, full_user, obj, refresh_for, rich_audit, user, AUD};
 use harness::Store;
+use instances::{deleting_an_instance_takes_its_users_and_sessions, instances_round_trip_and_update};
 
 /// Generates `sqlite::<name>` and `mysql::<name>` tests for each contract function.
 macro_rules! contract {

@@ -25,7 +25,10 @@ macro_rules! instance_store {
 
         impl $store {
             fn instance_select(&self) -> String {
-                format!("SELECT id, uuid, CAST(raw_base_config AS CHAR) AS raw_base_config, created_at, updated_at FROM {}", self.tables.instances)
+                format!(
+                    "SELECT id, uuid, CAST(raw_base_config AS CHAR) AS raw_base_config, created_at, updated_at FROM {}",
+                    self.tables.instances
+                )
             }
         }
 
@@ -44,7 +47,10 @@ macro_rules! instance_store {
             }
 
             async fn insert_instance(&self, row: &InstanceRow) -> Result<(), StoreError> {
-                let q = format!("INSERT INTO {} (id, uuid, raw_base_config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)", self.tables.instances);
+                let q = format!(
+                    "INSERT INTO {} (id, uuid, raw_base_config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    self.tables.instances
+                );
                 sqlx::query(&q)
                     .bind(row.id.to_string())
                     .bind(row.uuid.to_string())
@@ -89,7 +95,11 @@ macro_rules! instance_store {
                         .await
                         .map_err(backend)?;
                 }
-                sqlx::query(&format!("DELETE FROM {} WHERE id = ?", t.instances)).bind(id.to_string()).execute(&mut *tx).await.map_err(backend)?;
+                sqlx::query(&format!("DELETE FROM {} WHERE id = ?", t.instances))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
                 tx.commit().await.map_err(backend)?;
                 Ok(())
             }

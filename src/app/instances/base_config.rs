@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::app::config::{InstanceConfig, PerMail, ProviderConfig, PROVIDERS};
+use crate::app::config::{InstanceConfig, PerMail, PROVIDERS};
 
 /// `jwt`.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -72,7 +72,12 @@ pub struct PerMailJson {
 impl PerMailJson {
     fn to_per_mail(&self, default: &str) -> PerMail {
         let or = |v: &str| if v.is_empty() { default.to_owned() } else { v.to_owned() };
-        PerMail { invite: or(&self.invite), confirmation: or(&self.confirmation), recovery: or(&self.recovery), email_change: or(&self.email_change) }
+        PerMail {
+            invite: or(&self.invite),
+            confirmation: or(&self.confirmation),
+            recovery: or(&self.recovery),
+            email_change: or(&self.email_change),
+        }
     }
 }
 
@@ -323,7 +328,7 @@ impl BaseConfig {
         // External: the same overlay.
         for name in PROVIDERS {
             let Some(p) = self.external.provider(name) else { continue };
-            let g = c.external.providers.entry(name.to_owned()).or_insert_with(ProviderConfig::default);
+            let g = c.external.providers.entry(name.to_owned()).or_default();
             g.enabled |= p.enabled;
             if !p.client_id.is_empty() {
                 g.client_id.clone_from(&p.client_id);
@@ -420,7 +425,10 @@ mod tests {
     #[test]
     fn writes_upstreams_format() {
         let v: Value = serde_json::from_str(&BaseConfig::default().to_json()).unwrap();
-        assert_eq!(v["jwt"], json!({"secret":"","exp":0,"aud":"","admin_group_name":"","default_group_name":"","refresh_token_lifetime":0}));
+        assert_eq!(
+            v["jwt"],
+            json!({"secret":"","exp":0,"aud":"","admin_group_name":"","default_group_name":"","refresh_token_lifetime":0})
+        );
         assert_eq!(v["smtp"], json!({"max_frequency":0,"host":"","user":"","admin_email":""}), "port and pass omitted when zero");
         assert_eq!(v["webhook"]["events"], Value::Null);
         assert_eq!(v["external"]["github"], json!({"client_id":"","secret":"","redirect_uri":"","url":"","enabled":false}));

@@ -410,7 +410,103 @@ impl Instances {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use chrono::TimeZone as _;
+
     use super::*;
+    use crate::adapters::mail::MemoryOutbox;
+    use crate::app::config::{Config, Env};
+    use crate::ports::instances::MockInstanceStore;
+    use crate::ports::mail::MockMailerFactory;
+
+    /// A clock the test moves.
+    #[derive(Default)]
+    struct Ticking(AtomicI64);
+
+    impl Clock for Ticking {
+        fn now(&self) -> DateTime<Utc> {
+            Utc.timestamp_opt(1_700_000_000 + self.0.load(Ordering::SeqCst), 0).unwrap()
+        }
+    }
+
+    fn row(id: Uuid) -> InstanceRow {
+        let t = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        InstanceRow {
+            id,
+            uuid: Uuid::nil(),
+            raw_base_config: Some(r#"{"site_url":"https://a.example","jwt":{"secret":"s"}}"#.into()),
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    fn instances(store: MockInstanceStore, clock: Arc<Ticking>) -> Instances {
+        let global = Config::from_env(&Env::from_pairs([("GOTRUE_SITE_URL", "https://global.example")])).unwrap().instance;
+        let mut mailers = MockMailerFactory::new();
+        mailers.expect_mailer_for().returning(|_| Ok(Arc::new(MemoryOutbox::default())));
+        Instances::new(Arc::new(store), clock, Arc::new(global), Some(SecretString::from("op")), Arc::new(mailers), String::new()).unwrap()
+    }
+
+    #[test]
+    fn an_operator_token_is_required_and_compared() {
+        let make = |t: Option<&str>| {
+            Instances::new(
+                Arc::new(MockInstanceStore::new()),
+                Arc::new(Ticking::default()),
+                Arc::new(Config::from_env(&Env::default()).unwrap().instance),
+                t.map(|t| SecretString::from(t.to_owned())),
+                Arc::new(MockMailerFactory::new()),
+                String::new(),
+            )
+        };
+        assert_eq!(make(None).unwrap_err(), "Operator token secret is required");
+        assert_eq!(make(Some("")).unwrap_err(), "Operator token secret is required");
+        let i = make(Some("op")).unwrap();
+        assert_eq!(i.check_operator(None).unwrap_err().msg, "This endpoint requires a Bearer token");
+        assert_eq!(i.check_operator(Some("oq")).unwrap_err().msg, "Request does not include an Operator token");
+        assert_eq!(i.check_operator(Some("op ")).unwrap_err().status, 401);
+        assert!(i.check_operator(Some("op")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn resolved_configurations_are_reused_briefly_and_dropped_on_update() {
+        let id = Uuid::new_v4();
+        let mut store = MockInstanceStore::new();
+        // Loads: first use, another site_url claim, after the TTL, the update's own, after it.
+        store.expect_find_instance().times(5).returning(move |_| Ok(Some(row(id))));
+        store.expect_update_instance().times(1).returning(|_| Ok(()));
+        let clock = Arc::new(Ticking::default());
+        let i = instances(store, Arc::clone(&clock));
+        let first = i.resolve(id, "").await.unwrap();
+        assert_eq!(first.config.site_url, "https://a.example");
+        let again = i.resolve(id, "").await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "reused within the TTL");
+        let claimed = i.resolve(id, "https://claim.example").await;
+        assert_eq!(claimed.unwrap().config.site_url, "https://claim.example", "another site_url claim is another entry");
+        clock.0.store(CACHE_TTL_SECS, Ordering::SeqCst);
+        let later = i.resolve(id, "").await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &later), "loaded again after the TTL");
+        i.update(&id.to_string(), json!({"config": {"disable_signup": true}})).await.unwrap();
+        let after = i.resolve(id, "").await.unwrap();
+        assert!(!Arc::ptr_eq(&later, &after), "an update drops the cached configuration");
+    }
+
+    #[tokio::test]
+    async fn unknown_instances_and_database_errors() {
+        let mut store = MockInstanceStore::new();
+        store.expect_find_instance().times(1).returning(|_| Ok(None));
+        let i = instances(store, Arc::default());
+        let e = i.resolve(Uuid::new_v4(), "").await.err().unwrap();
+        assert_eq!((e.status, e.msg.as_str()), (404, "Unable to locate site configuration"));
+        let mut store = MockInstanceStore::new();
+        store.expect_find_instance().times(1).returning(|_| Err(StoreError::Conflict));
+        let i = instances(store, Arc::default());
+        let e = i.resolve(Uuid::new_v4(), "").await.err().unwrap();
+        assert_eq!((e.status, e.msg.as_str()), (500, "Database error loading instance"));
+        let e = i.get("nope").await.unwrap_err();
+        assert_eq!((e.status, e.msg.as_str()), (400, "Invalid instance ID"));
+    }
 
     #[test]
     fn function_hooks_take_both_forms() {

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use super::error::ApiError;
 use super::handlers::{bearer, Body};
@@ -53,9 +54,17 @@ pub async fn instance_context(State(state): S, mut req: Request, next: Next) -> 
     };
     match resolved {
         Ok(r) => {
-            tracing::debug!(instance_id = %r.resolved.id, netlify_id = %r.netlify_id, site_url = %r.resolved.config.site_url, "instance");
+            // API.md 3.9's log fields, on every line logged for this request.
+            let site_uuid = if r.resolved.uuid.is_nil() { String::new() } else { r.resolved.uuid.to_string() };
+            let span = tracing::info_span!(
+                "instance",
+                instance_id = %r.resolved.id,
+                netlify_id = %r.netlify_id,
+                site_uuid = %site_uuid,
+                site_url = %r.resolved.config.site_url
+            );
             req.extensions_mut().insert(r);
-            next.run(req).await
+            next.run(req).instrument(span).await
         }
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -12,21 +12,21 @@ use uuid::Uuid;
 use super::*;
 
 #[derive(Clone, Debug)]
-struct Call {
-    path: String,
-    event: String,
-    signature: String,
-    body: Value,
+pub struct Call {
+    pub path: String,
+    pub event: String,
+    pub signature: String,
+    pub body: Value,
 }
 
 /// A hook receiver on loopback answering 200 (or `status`).
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl Receiver {
-    async fn start(status: u16) -> Self {
+    pub async fn start(status: u16) -> Self {
         let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
         let seen = Arc::clone(&calls);
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: AxumHeaders, body: axum::body::Bytes| {
@@ -50,7 +50,7 @@ impl Receiver {
         Self { url, calls }
     }
 
-    fn calls(&self) -> Vec<Call> {
+    pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 }

@@ -91,7 +91,8 @@ async fn each_instance_mails_through_its_own_smtp_server() {
 #[tokio::test]
 async fn each_instance_has_its_own_providers_and_the_callback_finds_the_instance_in_the_state() {
     let fake = FakeProvider::start().await;
-    let app = Multi::spawn().await;
+    let receiver = super::hooks::Receiver::start(200).await;
+    let app = Multi::spawn_on(Engine::Sqlite, &[("GOTRUE_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
     let callback = format!("{}/callback", app.url);
     let provider = |enabled: bool| json!({"enabled": enabled, "client_id": CLIENT_ID, "secret": CLIENT_SECRET, "redirect_uri": callback, "url": fake.url});
     let a = app
@@ -111,7 +112,7 @@ async fn each_instance_has_its_own_providers_and_the_callback_finds_the_instance
     // The whole login on a, with a browser that keeps cookies; /callback carries no header.
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_provider(Arc::clone(&jar)).build().unwrap();
-    let hooks = json!({"userdeleted": ["https://hooks.invalid/identity-userdeleted"]});
+    let hooks = json!({"signup": [format!("{}/identity-signup", receiver.url)]});
     let sign = nf_sign(&json!({"id": a, "netlify_id": "site-a", "function_hooks": hooks}));
     let authorize = app.send(browser.get(format!("{}/authorize?provider=github", app.url)).header("x-nf-sign", sign)).await;
     assert_eq!(authorize.status, 302, "{}", authorize.text);
@@ -134,6 +135,13 @@ async fn each_instance_has_its_own_providers_and_the_callback_finds_the_instance
     let user = uuid::Uuid::parse_str(token["sub"].as_str().unwrap()).unwrap();
     assert!(app.store.users().find_user_by_id(Some(a), user).await.unwrap().is_some(), "created in instance a");
     assert!(app.store.users().find_user_by_id(Some(b), user).await.unwrap().is_none());
+    // The new, verified account was confirmed: the state's function hook heard of it,
+    // signed with a's secret.
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!((calls[0].path.as_str(), calls[0].event.as_str()), ("/identity-signup", "identity_signup"));
+    assert_eq!(calls[0].body["instance_id"], a.to_string());
+    assert_eq!(decode_hs256(&calls[0].signature, "secret-a")["sub"], a.to_string());
     // A callback without a state, or with a forged one, is refused before any instance work.
     app.send(app.at(Method::GET, "/callback?code=x")).await.assert_error(400, "OAuth state parameter missing");
     let r = app

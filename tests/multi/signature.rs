@@ -95,3 +95,34 @@ async fn configuration_changes_apply_to_the_next_request() {
     assert_eq!(r.json["disable_signup"], true, "the cached configuration was dropped");
     app.signup(id, "e@example.com", "pw").await.assert_error(403, "Signups not allowed for this instance");
 }
+
+#[tokio::test]
+async fn an_instance_written_by_upstream_loads() {
+    // The JSON GoTrue (Go) writes: every key, durations in nanoseconds, `events: null`,
+    // no `smtp.port`/`smtp.pass` when zero.
+    let raw = r#"{"site_url":"https://go.example.com","jwt":{"secret":"go-secret","exp":600,"aud":"go-aud","admin_group_name":"","default_group_name":"member","refresh_token_lifetime":0},"smtp":{"max_frequency":60000000000,"host":"","user":"","admin_email":""},"mailer":{"autoconfirm":true,"subjects":{"invite":"","confirmation":"","recovery":"","email_change":""},"templates":{"invite":"","confirmation":"","recovery":"","email_change":""},"url_paths":{"invite":"","confirmation":"","recovery":"","email_change":""},"recovery_max_age":0,"confirmation_max_age":0,"invite_max_age":0},"external":{"bitbucket":{"client_id":"","secret":"","redirect_uri":"","url":"","enabled":false},"github":{"client_id":"","secret":"","redirect_uri":"","url":"","enabled":false},"gitlab":{"client_id":"","secret":"","redirect_uri":"","url":"","enabled":false},"google":{"client_id":"","secret":"","redirect_uri":"","url":"","enabled":false},"facebook":{"client_id":"","secret":"","redirect_uri":"","url":"","enabled":false},"email":{"disabled":false},"saml":{"enabled":false,"metadata_url":"","api_base":"","name":"","signing_cert":"","signing_key":""},"redirect_url":""},"disable_signup":false,"webhook":{"url":"","retries":0,"timeout_sec":0,"secret":"","events":null},"cookies":{"key":"","duration":0}}"#;
+    let id = Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let row = gotrue::ports::instances::InstanceRow {
+        id,
+        uuid: Uuid::nil(),
+        raw_base_config: Some(raw.to_owned()),
+        created_at: now,
+        updated_at: now,
+    };
+    let app = Multi::spawn().await;
+    app.store.instances().insert_instance(&row).await.unwrap();
+    let r = app.signup(id, "go@example.com", "pw").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["aud"], "go-aud");
+    assert_eq!(r.json["role"], "member");
+    let login = app.login(id, "go@example.com", "pw").await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(login.json["expires_in"], 600);
+    assert_eq!(decode_hs256(login.json["access_token"].as_str().unwrap(), "go-secret")["aud"], "go-aud");
+    // Read back through the API, without its secret.
+    let r = app.send(app.op(Method::GET, &format!("/instances/{id}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["config"]["smtp"]["max_frequency"], 60_000_000_000i64);
+    assert!(!r.text.contains("go-secret"));
+}

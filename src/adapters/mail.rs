@@ -34,6 +34,20 @@ impl Mailer for LogMailer {
     }
 }
 
+/// Drops every mail with a warning that names neither the link nor the token: the mailer
+/// of instances without SMTP in multi-instance mode, a production mode where the log is
+/// no place for tokens (GoTrue used a silent no-op mailer there).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropMailer;
+
+#[async_trait]
+impl Mailer for DropMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        tracing::warn!(kind = mail.kind.as_str(), "mail not sent: this instance has no SMTP server (smtp.host) and GOTRUE_SMTP_HOST is not set");
+        Ok(())
+    }
+}
+
 /// Keeps mails in memory (tests and embedding).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryOutbox {

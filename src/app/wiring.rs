@@ -17,7 +17,7 @@ use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
-use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpMailerFactory, SmtpSettings};
+use crate::adapters::mail::{DropMailer, FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpMailerFactory, SmtpSettings};
 use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::adapters::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::app::hooks::resolve_hook_url;
@@ -257,7 +257,7 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
-        None if multi => Arc::new(LogMailer),
+        None if multi => Arc::new(DropMailer),
         None => mailer(&config)?,
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));

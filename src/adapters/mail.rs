@@ -43,7 +43,10 @@ pub struct DropMailer;
 #[async_trait]
 impl Mailer for DropMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        tracing::warn!(kind = mail.kind.as_str(), "mail not sent: this instance has no SMTP server (smtp.host) and GOTRUE_SMTP_HOST is not set");
+        tracing::warn!(
+            kind = mail.kind.as_str(),
+            "mail not sent: this instance has no SMTP server (smtp.host) and GOTRUE_SMTP_HOST is not set"
+        );
         Ok(())
     }
 }

@@ -212,6 +212,11 @@ impl Instances {
         v.validate_exp = false;
         v.validate_nbf = false;
         v.validate_aud = false;
+        // OAuth states are signed with the same key and name an instance too; they travel
+        // through browsers and providers, so one must never pass for the operator's header.
+        if jsonwebtoken::decode_header(token).is_ok_and(|h| h.typ.as_deref() == Some(state::STATE_TYP)) {
+            return Err("an OAuth state is not an operator signature".into());
+        }
         let key = DecodingKey::from_secret(self.operator_token.expose_secret().as_bytes());
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => "signature is invalid".to_owned(),

@@ -125,6 +125,9 @@ async fn each_instance_has_its_own_providers_and_the_callback_finds_the_instance
     assert_eq!(claims["id"], a.to_string());
     assert_eq!(claims["netlify_id"], "site-a");
     assert_eq!(claims["function_hooks"], hooks, "SCENARIOS.md 5.2: the state carries the function hooks");
+    // A state, signed with the same key, is no x-nf-sign.
+    let r = app.send(app.at(Method::GET, "/settings").header("x-nf-sign", &state)).await;
+    r.assert_error(400, "Operator microservice signature is invalid: an OAuth state is not an operator signature");
     let done = app.send(browser.get(&callback_url)).await;
     assert_eq!(done.status, 302, "{}", done.text);
     let target = done.location();

@@ -253,13 +253,19 @@ impl BaseConfig {
         serde_json::from_str(raw).map_err(|e| e.to_string())
     }
 
-    /// Reads a JSON value.
+    /// Reads a JSON value (decoded onto the zero configuration, so that `null` members
+    /// mean what they mean to Go's decoder).
     ///
     /// # Errors
     /// The JSON decoder's message.
     pub fn from_value(v: Value) -> Result<Self, String> {
         match v {
             Value::Null => Ok(Self::default()),
+            v @ Value::Object(_) => {
+                let mut base = serde_json::to_value(Self::default()).map_err(|e| e.to_string())?;
+                merge(&mut base, v);
+                serde_json::from_value(base).map_err(|e| e.to_string())
+            }
             v => serde_json::from_value(v).map_err(|e| e.to_string()),
         }
     }
@@ -391,13 +397,15 @@ fn remove_path(v: &mut Value, path: &[&str]) {
 
 /// Decodes `patch` on top of `stored` as Go's JSON decoder does into an existing struct:
 /// keys present overwrite (even with zero values), absent keys keep their value,
-/// recursively for objects; arrays and scalars are replaced.
+/// recursively for objects; arrays and scalars are replaced; `null` empties a list and
+/// leaves anything else as it was.
 pub fn merge(stored: &mut Value, patch: Value) {
     match (stored, patch) {
         (Value::Object(s), Value::Object(p)) => {
             for (k, v) in p {
                 match s.get_mut(&k) {
                     Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    Some(existing) if v.is_null() && !existing.is_array() && !existing.is_null() => {}
                     _ => {
                         s.insert(k, v);
                     }
@@ -499,5 +507,9 @@ mod tests {
         assert_eq!(stored, json!({"smtp": {"host": "h2", "pass": "p"}, "site_url": "a", "webhook": {"events": ["c"]}}));
         merge(&mut stored, json!({"smtp": {"pass": ""}}));
         assert_eq!(stored["smtp"]["pass"], "");
+        merge(&mut stored, json!({"smtp": null, "site_url": null, "webhook": {"events": null}}));
+        assert_eq!(stored, json!({"smtp": {"host": "h2", "pass": ""}, "site_url": "a", "webhook": {"events": null}}));
+        let b = BaseConfig::from_value(json!({"smtp": null, "jwt": {"secret": "s", "exp": null}})).unwrap();
+        assert_eq!((b.jwt.secret.as_str(), b.jwt.exp), ("s", 0));
     }
 }

@@ -386,7 +386,7 @@ impl Instances {
             .map_err(|e| InstanceError::internal("Database error updating instance", e))?;
         let mut merged = serde_json::to_value(&stored).unwrap_or(Value::Null);
         if !patch.is_null() {
-            base_config::merge(&mut merged, patch);
+            base_config::merge(&mut merged, base_config::fold_keys(patch));
         }
         let base = BaseConfig::from_value(merged).map_err(decode_err)?;
         row.raw_base_config = Some(base.to_json());

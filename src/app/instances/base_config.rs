@@ -263,7 +263,7 @@ impl BaseConfig {
             Value::Null => Ok(Self::default()),
             v @ Value::Object(_) => {
                 let mut base = serde_json::to_value(Self::default()).map_err(|e| e.to_string())?;
-                merge(&mut base, v);
+                merge(&mut base, fold_keys(v));
                 serde_json::from_value(base).map_err(|e| e.to_string())
             }
             v => serde_json::from_value(v).map_err(|e| e.to_string()),
@@ -378,6 +378,33 @@ impl BaseConfig {
         c.cookie.key = or(&self.cookies.key, "nf_jwt");
         c.cookie.duration = if self.cookies.duration == 0 { 86_400 } else { self.cookies.duration };
         c
+    }
+}
+
+/// Lower-cases every key, recursively: Go's decoder matches struct fields without regard
+/// to case, and every field of this JSON is lower-case. An exactly lower-case key wins
+/// over a folded one.
+#[must_use]
+pub fn fold_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = serde_json::Map::new();
+            let mut folded = Vec::new();
+            for (k, v) in m {
+                let lower = k.to_lowercase();
+                if lower == k {
+                    out.insert(k, fold_keys(v));
+                } else {
+                    folded.push((lower, fold_keys(v)));
+                }
+            }
+            for (k, v) in folded {
+                out.entry(k).or_insert(v);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(fold_keys).collect()),
+        other => other,
     }
 }
 
@@ -509,7 +536,7 @@ mod tests {
         assert_eq!(stored["smtp"]["pass"], "");
         merge(&mut stored, json!({"smtp": null, "site_url": null, "webhook": {"events": null}}));
         assert_eq!(stored, json!({"smtp": {"host": "h2", "pass": ""}, "site_url": "a", "webhook": {"events": null}}));
-        let b = BaseConfig::from_value(json!({"smtp": null, "jwt": {"secret": "s", "exp": null}})).unwrap();
+        let b = BaseConfig::from_value(json!({"SMTP": null, "Jwt": {"Secret": "s", "exp": null}})).unwrap();
         assert_eq!((b.jwt.secret.as_str(), b.jwt.exp), ("s", 0));
     }
 }

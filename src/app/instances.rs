@@ -127,6 +127,19 @@ pub fn parse_function_hooks(v: &Value) -> Result<FunctionHooks, String> {
     Ok(out)
 }
 
+/// The configuration of instance `id` as stored, with defaults and the global overlay
+/// (the admin commands of a multi-instance database).
+///
+/// # Errors
+/// A message for an unknown instance or an unreadable configuration.
+pub async fn stored_config(store: &dyn InstanceStore, global: &InstanceConfig, id: Uuid) -> Result<InstanceConfig, String> {
+    let row = store.find_instance(id).await.map_err(|e| format!("could not load instance {id}: {e}"))?;
+    let row = row.ok_or_else(|| format!("instance {id} not found"))?;
+    let base = BaseConfig::parse(row.raw_base_config.as_deref().unwrap_or(""))
+        .map_err(|e| format!("the configuration of instance {id} cannot be read: {e}"))?;
+    Ok(base.to_instance_config(global, ""))
+}
+
 /// The multi-instance use cases.
 pub struct Instances {
     store: Arc<dyn InstanceStore>,

@@ -324,6 +324,9 @@ pub struct DbConfig {
     pub automigrate: bool,
     /// Pool size.
     pub max_connections: u32,
+    /// How long a request waits for a pooled connection (including reconnecting to a
+    /// database that went away) before it is answered 503 (`GOTRUE_DB_ACQUIRE_TIMEOUT`).
+    pub acquire_timeout: Duration,
 }
 
 /// `GOTRUE_LOG_*`.
@@ -583,6 +586,21 @@ pub struct InstanceConfig {
     pub cookie: CookieConfig,
     /// Password rules and hashing.
     pub password: PasswordConfig,
+    /// Refresh-token sessions: reuse window and lifetimes.
+    pub sessions: SessionConfig,
+}
+
+/// Refresh-token sessions (ours; the reuse interval keeps the name Supabase's fork uses).
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL`: how long after its rotation a refresh
+    /// token presented again is answered with the session's current token (concurrent tabs)
+    /// rather than treated as stolen. Zero: never.
+    pub reuse_interval: Duration,
+    /// `GOTRUE_SESSIONS_TIMEBOX`: absolute session lifetime from login. Zero: none.
+    pub timebox: Duration,
+    /// `GOTRUE_SESSIONS_INACTIVITY_TIMEOUT`: a session not refreshed for this long ends. Zero: none.
+    pub inactivity_timeout: Duration,
 }
 
 /// `GOTRUE_ADMIN_*` (ours).
@@ -733,6 +751,13 @@ impl Config {
                     "DB_MAX_CONNECTIONS",
                     if driver == DbDriver::Sqlite { u32::try_from(cores * 2).unwrap_or(4).clamp(2, 16) } else { 16 },
                 )?,
+                // MySQL: answer 503 quickly when the server is down. SQLite: a local file is
+                // never "down"; waiting is queueing for the one writer connection.
+                acquire_timeout: nonzero_duration(
+                    env,
+                    "DB_ACQUIRE_TIMEOUT",
+                    Duration::from_secs(if driver == DbDriver::Sqlite { 30 } else { 2 }),
+                )?,
             },
             logging: {
                 // Read for validation as upstream does; the JSON format makes colours,
@@ -824,6 +849,11 @@ impl Config {
                     events: env.list("WEBHOOK_EVENTS"),
                     allow_private: env.bool("WEBHOOK_ALLOW_PRIVATE", false)?,
                 },
+                sessions: SessionConfig {
+                    reuse_interval: env.duration("SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", Duration::from_secs(10))?,
+                    timebox: env.duration("SESSIONS_TIMEBOX", Duration::ZERO)?,
+                    inactivity_timeout: env.duration("SESSIONS_INACTIVITY_TIMEOUT", Duration::ZERO)?,
+                },
                 cookie: CookieConfig {
                     key: {
                         let k = env.string("COOKIE_KEY", "nf_jwt");
@@ -902,6 +932,24 @@ mod tests {
     }
 
     #[test]
+    fn session_settings_default_and_parse() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(c.instance.sessions.reuse_interval, Duration::from_secs(10));
+        assert!(c.instance.sessions.timebox.is_zero());
+        assert!(c.instance.sessions.inactivity_timeout.is_zero());
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0"),
+            ("GOTRUE_SESSIONS_TIMEBOX", "24h"),
+            ("GOTRUE_SESSIONS_INACTIVITY_TIMEOUT", "1800"),
+        ]))
+        .unwrap();
+        assert!(c.instance.sessions.reuse_interval.is_zero());
+        assert_eq!(c.instance.sessions.timebox, Duration::from_secs(86_400));
+        assert_eq!(c.instance.sessions.inactivity_timeout, Duration::from_secs(1800));
+        assert!(Config::from_env(&Env::from_pairs([("GOTRUE_SESSIONS_TIMEBOX", "soon")])).is_err());
+    }
+
+    #[test]
     fn defaults_are_upstreams_and_the_embedded_database() {
         let c = Config::from_env(&Env::default()).unwrap();
         assert_eq!(c.api.port, 8081);
@@ -954,6 +1002,19 @@ mod tests {
         let c = Config::from_env(&env).unwrap();
         assert_eq!(c.api.port, 1);
         assert_eq!(c.instance.webhook.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn db_acquire_timeout_defaults_per_engine_and_reads_durations() {
+        let mysql = [("GOTRUE_DB_DRIVER", "mysql"), ("DATABASE_URL", "mysql://root@127.0.0.1/db")];
+        assert_eq!(Config::from_env(&Env::from_pairs(mysql)).unwrap().db.acquire_timeout, Duration::from_secs(2));
+        assert_eq!(Config::from_env(&Env::from_pairs(Vec::<(String, String)>::new())).unwrap().db.acquire_timeout, Duration::from_secs(30));
+        let env = Env::from_pairs([mysql[0], mysql[1], ("GOTRUE_DB_ACQUIRE_TIMEOUT", "500ms")]);
+        assert_eq!(Config::from_env(&env).unwrap().db.acquire_timeout, Duration::from_millis(500));
+        let env = Env::from_pairs([mysql[0], mysql[1], ("GOTRUE_DB_ACQUIRE_TIMEOUT", "5")]);
+        assert_eq!(Config::from_env(&env).unwrap().db.acquire_timeout, Duration::from_secs(5));
+        let err = Config::from_env(&Env::from_pairs([("GOTRUE_DB_ACQUIRE_TIMEOUT", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("GOTRUE_DB_ACQUIRE_TIMEOUT"), "{err}");
     }
 
     #[test]

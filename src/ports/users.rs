@@ -19,6 +19,10 @@ pub enum StoreError {
     /// A guarded write found the row changed (token already used, row gone).
     #[error("the row was changed by another request")]
     Conflict,
+    /// The database cannot be reached right now (connection refused or lost, no pooled
+    /// connection free within the acquire timeout): worth retrying later, answered 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] BoxError),
     /// The database failed.
     #[error("database error: {0}")]
     Backend(#[source] BoxError),
@@ -51,8 +55,11 @@ pub struct Effects {
     pub audit: Vec<AuditEntry>,
     /// A refresh token to issue.
     pub grant: Option<NewRefreshToken>,
-    /// Revoke every refresh token of the user first (password change, recovery).
+    /// Revoke the user's sessions first (password change, recovery, admin change): delete
+    /// their refresh tokens, except those of `keep_session`.
     pub revoke_sessions: bool,
+    /// The session that survives `revoke_sessions` (the caller's own, on a password change).
+    pub keep_session: Option<Uuid>,
 }
 
 impl Effects {

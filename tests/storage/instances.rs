@@ -60,7 +60,7 @@ pub async fn deleting_an_instance_takes_its_users_and_sessions(s: Store) {
     let ua = user(a.id, AUD, "ann@example.com");
     let ub = user(b.id, AUD, "ann@example.com");
     for u in [&ua, &ub] {
-        let effects = Effects { audit: vec![audit(u, AuditAction::Login)], grant: Some(refresh_for(u, 1)), revoke_sessions: false };
+        let effects = Effects { audit: vec![audit(u, AuditAction::Login)], grant: Some(refresh_for(u, 1)), ..Effects::default() };
         s.users.insert_user(u, &effects).await.unwrap();
     }
     store.delete_instance(a.id).await.unwrap();

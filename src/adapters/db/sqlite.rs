@@ -15,6 +15,10 @@ use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
+/// How long a request waits for a connection by default: queueing for the one writer
+/// connection is normal under load (`GOTRUE_DB_ACQUIRE_TIMEOUT`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Users, tokens and audit entries in a SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -44,6 +48,15 @@ impl SqliteStore {
     /// # Errors
     /// A message naming the failure.
     pub async fn connect(url: &SecretString, namespace: &str, readers: u32) -> Result<Self, String> {
+        Self::connect_with(url, namespace, readers, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`SqliteStore::connect`] with the time a request waits for a pooled connection
+    /// before its query fails with [`StoreError::Unavailable`].
+    ///
+    /// # Errors
+    /// A message naming the failure.
+    pub async fn connect_with(url: &SecretString, namespace: &str, readers: u32, acquire_timeout: Duration) -> Result<Self, String> {
         super::validate_namespace(namespace)?;
         let path = file_path(url);
         let opts = SqliteConnectOptions::from_str("sqlite:")
@@ -57,13 +70,13 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts.clone())
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts.read_only(true))
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
@@ -183,8 +196,10 @@ impl SqliteStore {
     async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
         let t = &self.tables;
         let mut sql = format!(
-            "BEGIN; UPDATE {rt} SET revoked = 1, updated_at = ? WHERE id = ? AND revoked = 0; \
-             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at) SELECT ?, ?, ?, 0, ?, ? WHERE changes() = 1 RETURNING id;",
+            "BEGIN; {out} WHERE id = ? AND revoked = 0; \
+             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token) \
+             SELECT ?, ?, ?, 0, ?, ?, ?, ?, ? WHERE changes() = 1 RETURNING id;",
+            out = super::store::rotate_out(&t.refresh_tokens),
             rt = t.refresh_tokens
         );
         if !audit.is_empty() {
@@ -197,12 +212,16 @@ impl SqliteStore {
         sql.push_str(" COMMIT;");
         let mut q = sqlx::query(&sql)
             .bind(new.created_at)
+            .bind(new.session_id.to_string())
             .bind(old.id)
             .bind(new.instance_id.to_string())
             .bind(&new.token)
             .bind(new.user_id.to_string())
             .bind(new.created_at)
-            .bind(new.created_at);
+            .bind(new.created_at)
+            .bind(new.session_id.to_string())
+            .bind(new.session_started_at)
+            .bind(new.sealed.as_deref());
         for e in audit {
             q = q
                 .bind(e.instance_id.to_string())

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod hasher;
 pub mod hooks;
 pub mod identities;
+pub mod instances;
 pub mod mail;
 pub mod ratelimit;
 pub mod tokens;

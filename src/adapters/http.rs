@@ -6,6 +6,7 @@ pub mod client_limit;
 pub mod error;
 pub mod external;
 mod handlers;
+pub mod instances;
 pub mod json;
 pub mod middleware;
 pub mod pagination;
@@ -50,6 +51,8 @@ pub struct HttpState {
     pub cors_origins: Vec<String>,
     /// Build version for `/health`.
     pub version: String,
+    /// Multi-instance mode: the instances (`None` in single-instance mode).
+    pub instances: Option<Arc<crate::app::instances::Instances>>,
 }
 
 impl HttpState {
@@ -94,7 +97,17 @@ pub fn router(state: Arc<HttpState>) -> Router {
     if state.service.admin_settings().export_secret.is_some() {
         r = r.route("/admin/users/export", get(admin::get_admin_users_export));
     }
+    if state.instances.is_some() {
+        let instance = || get(instances::get_instance).put(instances::put_instance).delete(instances::delete_instance);
+        r = r
+            .route("/", get(instances::get_root))
+            .route("/instances", post(instances::post_instances))
+            .route("/instances/", post(instances::post_instances))
+            .route("/instances/{instance_id}", instance())
+            .route("/instances/{instance_id}/", instance());
+    }
     r.fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), instances::instance_context))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::timeout))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))

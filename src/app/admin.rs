@@ -511,7 +511,7 @@ mod tests {
     fn ctx() -> Ctx {
         let env = Env::from_pairs([("GOTRUE_JWT_SECRET", SECRET), ("GOTRUE_JWT_AUD", "api.netlify.com")]);
         let config = Config::from_env(&env).unwrap();
-        Ctx { instance_id: Uuid::nil(), config: Arc::new(config.instance), aud_header: None, referrer: None }
+        Ctx::new(Uuid::nil(), Arc::new(config.instance))
     }
 
     fn service(users: MockUserStore, settings: AdminSettings) -> Service {

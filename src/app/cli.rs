@@ -39,7 +39,7 @@ pub struct CreateUser {
 }
 
 fn cli_ctx(config: Arc<InstanceConfig>, instance_id: Uuid) -> Ctx {
-    Ctx { instance_id, config, aud_header: None, referrer: None }
+    Ctx::new(instance_id, config)
 }
 
 impl Service {

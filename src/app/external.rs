@@ -282,8 +282,12 @@ impl Service {
             exp: self.now().timestamp() + state::STATE_TTL_SECS,
             site_url: ctx.config.site_url.clone(),
             id: ctx.instance_id.to_string(),
-            netlify_id: String::new(),
-            function_hooks: Map::new(),
+            netlify_id: ctx.netlify_id.clone(),
+            function_hooks: ctx
+                .function_hooks
+                .iter()
+                .map(|(event, urls)| (event.clone(), Value::Array(urls.iter().cloned().map(Value::String).collect())))
+                .collect::<Map<String, Value>>(),
             provider: name.clone(),
             invite,
             referrer: urls::kept_referrer(ctx.referrer.as_deref(), &ctx.config.site_url),

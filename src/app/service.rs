@@ -86,9 +86,39 @@ pub struct Ctx {
     pub aud_header: Option<String>,
     /// The request's `Referer`, for mail links.
     pub referrer: Option<String>,
+    /// Multi-instance mode: the `netlify_id` claim of the operator's signature.
+    pub netlify_id: String,
+    /// Multi-instance mode: hook URLs by event (the `function_hooks` claim).
+    pub function_hooks: Arc<super::instances::FunctionHooks>,
+    /// Multi-instance mode: the instance's own mail delivery (else the service's).
+    pub mailer: Option<CtxMailer>,
+}
+
+/// The mailer of a request's instance.
+#[derive(Clone)]
+pub struct CtxMailer(pub Arc<dyn Mailer>);
+
+impl std::fmt::Debug for CtxMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CtxMailer")
+    }
 }
 
 impl Ctx {
+    /// A context for `instance_id` with `config`, no request headers and no function hooks.
+    #[must_use]
+    pub fn new(instance_id: Uuid, config: Arc<InstanceConfig>) -> Self {
+        Self {
+            instance_id,
+            config,
+            aud_header: None,
+            referrer: None,
+            netlify_id: String::new(),
+            function_hooks: Arc::default(),
+            mailer: None,
+        }
+    }
+
     /// The request's audience (API.md 3.7) given the verified token's `aud`, if any.
     #[must_use]
     pub fn aud(&self, token_aud: Option<&str>) -> String {
@@ -338,6 +368,9 @@ impl Service {
                 return Ok(());
             }
         }
-        self.mailer.send(&mail).await
+        match &ctx.mailer {
+            Some(CtxMailer(m)) => m.send(&mail).await,
+            None => self.mailer.send(&mail).await,
+        }
     }
 }

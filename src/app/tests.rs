@@ -63,7 +63,7 @@ fn ctx_with(extra: &[(&str, &str)]) -> Ctx {
         vec![("GOTRUE_JWT_SECRET", SECRET), ("GOTRUE_JWT_AUD", AUD), ("GOTRUE_SITE_URL", SITE), ("GOTRUE_JWT_DEFAULT_GROUP_NAME", GROUP)];
     pairs.extend_from_slice(extra);
     let config = Config::from_env(&Env::from_pairs(pairs)).expect("test configuration");
-    Ctx { instance_id: instance(), config: Arc::new(config.instance), aud_header: None, referrer: None }
+    Ctx::new(instance(), Arc::new(config.instance))
 }
 
 fn ctx() -> Ctx {

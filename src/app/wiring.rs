@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use super::admin::AdminSettings;
 use super::config::{Config, DbDriver};
+use super::instances::Instances;
 use super::service::{Ports, Service};
 use crate::adapters::clock::SystemClock;
 use crate::adapters::crypto::PooledHasher;
@@ -16,7 +17,7 @@ use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
-use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
+use crate::adapters::mail::{DropMailer, FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpMailerFactory, SmtpSettings};
 use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::adapters::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::app::hooks::resolve_hook_url;
@@ -25,7 +26,8 @@ use crate::ports::clock::Clock;
 use crate::ports::flows::FlowStore;
 use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::identities::IdentityStore;
-use crate::ports::mail::Mailer;
+use crate::ports::instances::InstanceStore;
+use crate::ports::mail::{Mailer, MailerFactory};
 use crate::ports::ratelimit::RateLimiter;
 use crate::ports::tokens::TokenStore;
 use crate::ports::users::UserStore;
@@ -110,6 +112,35 @@ impl Store {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
+    }
+
+    /// The instances port (multi-instance mode).
+    #[must_use]
+    pub fn instances(&self) -> Arc<dyn InstanceStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Opens the database with up to three attempts, sleeping 0, 100 and 200 ms before
+    /// them (`gotrue multi`, CONFIG.md 8).
+    ///
+    /// # Errors
+    /// The last connection failure.
+    pub async fn open_with_retries(config: &Config) -> Result<Self, String> {
+        let mut last = String::new();
+        for delay_ms in [0u64, 100, 200] {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            match Self::open(config).await {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not connect to the database");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 
     fn flows(&self) -> Arc<dyn FlowStore> {
@@ -216,15 +247,37 @@ pub struct Built {
 /// # Errors
 /// A message for the operator.
 pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, String> {
-    resolve_defaults(&mut config)?;
-    let store = Store::open(&config).await?;
+    let multi = config.multi_instance_mode;
+    if multi {
+        // Instances bring their own JWT secret and site URL (CONFIG.md 4.3).
+        if config.operator_token.as_ref().is_none_or(|t| t.expose_secret().is_empty()) {
+            return Err("Operator token secret is required".into());
+        }
+    } else {
+        resolve_defaults(&mut config)?;
+    }
+    let store = if multi { Store::open_with_retries(&config).await? } else { Store::open(&config).await? };
     store.ensure_schema(config.db.automigrate).await?;
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
+        None if multi => Arc::new(DropMailer),
         None => mailer(&config)?,
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let instances = if multi {
+        let factory = mailer_factory(&config, Arc::clone(&mailer))?;
+        Some(Arc::new(Instances::new(
+            store.instances(),
+            Arc::clone(&clock),
+            Arc::new(config.instance.clone()),
+            config.operator_token.clone(),
+            factory,
+            config.api.endpoint.clone(),
+        )?))
+    } else {
+        None
+    };
     let hooks = webhook_sender(&config, Arc::clone(&clock))?;
     let limiter = rate_limiter(&config)?;
     warn_short_jwt_secret(&config);
@@ -260,6 +313,7 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         token_limiter: (!config.rate_limit_header.is_empty()).then(|| HeaderLimiter::new(&config.rate_limit_header)),
         cors_origins: config.api.cors_allowed_origins.clone(),
         version: crate::VERSION.to_owned(),
+        instances,
     };
     Ok(Built { router: http::router(Arc::new(state)), store, config })
 }
@@ -358,6 +412,22 @@ pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, String> {
     let mailer = SmtpMailer::new(settings, Arc::new(renderer))?;
     tracing::info!(host = %smtp.host, port = smtp.port, "mail is sent over SMTP");
     Ok(Arc::new(mailer))
+}
+
+/// Multi-instance mode: each instance's SMTP server (overlaid on `GOTRUE_SMTP_*`) gets its
+/// own mailer; instances without an SMTP host use `fallback`.
+///
+/// # Errors
+/// An unreadable CA file or template renderer set-up failure.
+fn mailer_factory(config: &Config, fallback: Arc<dyn Mailer>) -> Result<Arc<dyn MailerFactory>, String> {
+    let smtp = &config.instance.smtp;
+    let extra_ca_pem = if smtp.ca_cert.is_empty() {
+        None
+    } else {
+        Some(std::fs::read(&smtp.ca_cert).map_err(|e| format!("could not read GOTRUE_SMTP_CA_CERT {}: {e}", smtp.ca_cert))?)
+    };
+    let renderer = Renderer::new(FetchSettings { cache_ttl: config.instance.mailer.template_cache_ttl, ..FetchSettings::default() })?;
+    Ok(Arc::new(SmtpMailerFactory::new(Arc::new(renderer), extra_ca_pem, smtp.connect_timeout, smtp.send_timeout, fallback)))
 }
 
 /// The webhook sender, after checking that `GOTRUE_WEBHOOK_URL` can be used.

@@ -10,6 +10,7 @@
 mod external;
 mod fixtures;
 mod harness;
+mod instances;
 mod scratch_mysql;
 
 use gotrue::domain::audit::{AuditAction, AuditEntry, AuditScope, AuditSearch};
@@ -28,6 +29,7 @@ use external::{
 };
 use fixtures::{as_read, assert_user, at, audit, full_user, next_in_session, obj, refresh_for, rich_audit, user, AUD};
 use harness::Store;
+use instances::{deleting_an_instance_takes_its_users_and_sessions, instances_round_trip_and_update};
 
 /// Generates `sqlite::<name>` and `mysql::<name>` tests for each contract function.
 macro_rules! contract {
@@ -98,6 +100,8 @@ contract!(
     list_audit_searches_newest_first,
     retract_user_removes_the_user_and_its_audit,
     an_unreachable_database_is_unavailable_quickly,
+    instances_round_trip_and_update,
+    deleting_an_instance_takes_its_users_and_sessions,
 );
 
 fn is_taken(r: &Result<(), StoreError>) -> bool {

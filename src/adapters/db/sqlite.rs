@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
+use super::instances::instance_store;
 use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
@@ -185,6 +186,7 @@ async fn holds(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &Condition) -> R
 
 sql_store!(SqliteStore, sqlx::Sqlite);
 external_store!(SqliteStore);
+instance_store!(SqliteStore);
 
 impl SqliteStore {
     /// Rotation in ONE round trip to the writer thread: a script whose inserts only happen

@@ -106,7 +106,8 @@ pub async fn limit(State((state, which)): State<(Arc<HttpState>, Limited)>, req:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| client_key(client_ip(c.0.ip(), req.headers(), &state.rate_limit.trusted_proxies)));
-    let key = format!("client:{}:{}:{client}", which.name(), state.instance_id);
+    let instance_id = req.extensions().get::<crate::app::instances::RequestInstance>().map_or(state.instance_id, |r| r.resolved.id);
+    let key = format!("client:{}:{}:{client}", which.name(), instance_id);
     let d = state.limiter.hit(&key, max, RATE_LIMIT_WINDOW).await;
     if d.allowed {
         return next.run(req).await;

@@ -343,7 +343,7 @@ impl Service {
         let email = ctx.parse_email(&p.email)?;
         let has_password = !p.password.expose_secret().is_empty();
         if has_password {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
         }
         let aud = if p.aud.is_empty() { admin.request_aud().to_owned() } else { p.aud };
         admin.require_audience(&aud)?;
@@ -383,7 +383,7 @@ impl Service {
             user.confirm(now);
         }
         if !p.password.expose_secret().is_empty() {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
             user.encrypted_password = self.hash_password(&p.password, "Error updating user").await?;
         }
         if !p.email.is_empty() && p.email != user.email {

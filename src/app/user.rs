@@ -67,7 +67,7 @@ impl Service {
         let original = user.clone();
         let now = self.now();
         if !p.password.expose_secret().is_empty() {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
             user.encrypted_password = self.hash_password(&p.password, "Error during password storage").await?;
         }
         if let Some(data) = p.data {

@@ -82,12 +82,13 @@ status=0
 # The operator endpoints exist only in multi-instance mode; the stateful phase needs links
 # the document does not declare. One worker: concurrent schema walking trips a CPython 3.11
 # ast.parse race ("AST constructor recursion depth mismatch").
-timeout $((MAX_TIME + 90)) "$VENV/bin/schemathesis" --config-file e2e/schemathesis.toml --no-color run "$BASE/openapi.json" \
+# Run from the temporary directory: schemathesis keeps a crash cache in the working directory.
+(cd "$WORK" && timeout $((MAX_TIME + 90)) "$VENV/bin/schemathesis" --config-file "$REPO_DIR/e2e/schemathesis.toml" --no-color run "$BASE/openapi.json" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --phases examples,coverage,fuzzing \
   --exclude-tag operator "${pending[@]}" \
   --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" \
-  --request-timeout 10 --workers 1 --seed "${SCHEMATHESIS_SEED:-20261128}" || status=$?
+  --request-timeout 10 --workers 1 --seed "${SCHEMATHESIS_SEED:-20261128}") || status=$?
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "the server died during the run"; status=1

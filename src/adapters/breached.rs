@@ -100,8 +100,11 @@ mod tests {
     const PREFIX: &str = "5BAA6";
     const SUFFIX: &str = "1E4C9B93F3F0682250B6CF8331B7EE68FD8";
 
+    /// A request the fake saw: the prefix and the `Add-Padding` header.
+    type Request = (String, Option<String>);
+
     #[derive(Clone, Default)]
-    struct Seen(Arc<Mutex<Vec<(String, Option<String>)>>>);
+    struct Seen(Arc<Mutex<Vec<Request>>>);
 
     async fn fake(body: &'static str, delay: Duration) -> (String, Seen) {
         let seen = Seen::default();

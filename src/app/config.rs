@@ -1033,4 +1033,22 @@ mod tests {
         assert_ne!(env.vars.get("PATH").map(String::as_str), Some("nope"));
         assert!(Env::load(Some(&dir.path().join("missing.env"))).is_err());
     }
+
+    #[test]
+    fn breached_password_check_is_off_by_default_and_validates_its_url() {
+        let c = Config::from_env(&Env::from_pairs([("GOTRUE_JWT_SECRET", "x")])).unwrap();
+        assert!(!c.hibp.enabled);
+        assert_eq!(c.hibp.url, DEFAULT_HIBP_URL);
+        assert_eq!(c.hibp.timeout, Duration::from_secs(2));
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_PASSWORD_HIBP_ENABLED", "true"),
+            ("GOTRUE_PASSWORD_HIBP_URL", "http://127.0.0.1:9/"),
+            ("GOTRUE_PASSWORD_HIBP_TIMEOUT", "500ms"),
+        ]))
+        .unwrap();
+        assert!(c.hibp.enabled);
+        assert_eq!(c.hibp.timeout, Duration::from_millis(500));
+        let err = Config::from_env(&Env::from_pairs([("GOTRUE_PASSWORD_HIBP_URL", "ftp://x")])).unwrap_err();
+        assert!(err.to_string().contains("GOTRUE_PASSWORD_HIBP_URL"), "{err}");
+    }
 }

@@ -112,15 +112,17 @@ class Seed:
     def rows(self, ts):
         for i, uid in enumerate(self.ids, start=1):
             email = f"user{i}@example.com"
-            meta = json.dumps({"full_name": f"User {i}"})
-            yield (NIL, uid, AUD, "", email, email, self.phc, ts, ts, ts, '{"provider":"email"}', meta)
+            name = f"User {i}"
+            meta = json.dumps({"full_name": name})
+            # name_key is what the server writes beside the metadata (lower-cased full_name).
+            yield (NIL, uid, AUD, "", email, email, name.lower(), self.phc, ts, ts, ts, '{"provider":"email"}', meta)
 
     def token_rows(self, ts):
         for i, t in enumerate(self.tokens):
             yield (NIL, digest(t), self.ids[i % len(self.ids)], ts, ts)
 
 
-USER_COLS = "instance_id, id, aud, role, email, email_key, encrypted_password, confirmed_at, created_at, updated_at, raw_app_meta_data, raw_user_meta_data"
+USER_COLS = "instance_id, id, aud, role, email, email_key, name_key, encrypted_password, confirmed_at, created_at, updated_at, raw_app_meta_data, raw_user_meta_data"
 EMPTY_COLS = "confirmation_token, recovery_token, email_change_token, email_change, is_super_admin"
 
 
@@ -128,7 +130,7 @@ def seed_sqlite(path, seed):
     ts = now_str().isoformat()
     con = sqlite3.connect(path)
     con.executemany(
-        f"INSERT INTO users ({USER_COLS}, {EMPTY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','',0)", seed.rows(ts)
+        f"INSERT INTO users ({USER_COLS}, {EMPTY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'','','','',0)", seed.rows(ts)
     )
     con.executemany("INSERT INTO refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?,?,?,0,?,?)", seed.token_rows(ts))
     con.commit()
@@ -223,14 +225,47 @@ def wrk(port, script, args, conns, duration, threads=2):
     return res
 
 
-def measure(name, port, script, args, conns, duration, runs, threads=2):
-    results = [wrk(port, script, args(i) if callable(args) else args, conns, duration, threads) for i in range(runs)]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def busy_ticks():
+    """Jiffies the whole machine spent busy (all cores), from /proc/stat."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (f + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal
+
+
+def proc_ticks(pid):
+    """Jiffies one process spent on CPU (utime + stime), or 0 when it is gone."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def wrk_cpu(port, script, args, conns, duration, threads, server_pid):
+    """One wrk run plus where the machine's CPU went meanwhile: the server, and everything
+    else (the load generator, the database server, other processes), in cores."""
+    b0, s0, t0 = busy_ticks(), proc_ticks(server_pid) if server_pid else 0, time.monotonic()
+    res = wrk(port, script, args, conns, duration, threads)
+    wall = time.monotonic() - t0
+    busy = (busy_ticks() - b0) / TICK / wall
+    server = ((proc_ticks(server_pid) - s0) / TICK / wall) if server_pid else 0.0
+    res["cpu_server"] = round(server, 3)
+    res["cpu_other"] = round(max(0.0, busy - server), 3)
+    return res
+
+
+def measure(name, port, script, args, conns, duration, runs, threads=2, server_pid=None):
+    results = [wrk_cpu(port, script, args(i) if callable(args) else args, conns, duration, threads, server_pid) for i in range(runs)]
     results.sort(key=lambda r: r["rps"])
     med = results[len(results) // 2]
     med = dict(med)
     med["runs"] = [round(r["rps"], 1) for r in results]
     med["error_rate"] = sum(r["non2xx"] + r["socket_errors"] for r in results) / max(1, sum(r["total"] for r in results))
-    log(f"  {name:<14} c={conns:<3} {med['rps']:>9.1f}/s  p50 {med['p50']:.2f} ms  p99 {med['p99']:.2f} ms  errors {med['error_rate']:.2%}  runs {med['runs']}")
+    log(f"  {name:<14} c={conns:<3} {med['rps']:>9.1f}/s  p50 {med['p50']:.2f} ms  p99 {med['p99']:.2f} ms  errors {med['error_rate']:.2%}  runs {med['runs']}"
+        f"  cpu server {med['cpu_server']:.2f} other {med['cpu_other']:.2f} cores")
     return med
 
 
@@ -276,19 +311,19 @@ def bench_backend(backend, opts, phc, verify_ms):
     res = {"startup_ms": round(startup, 1), "idle_rss_mb": round(idle, 1)}
     try:
         log(f"{backend}: start-up {startup:.0f} ms, idle RSS {idle:.1f} MB")
-        res["health"] = measure("health", port, "get.lua", ["/health", ""], 16, d, r)
-        res["user"] = measure("user", port, "get.lua", ["/user", token], 16, d, r)
-        res["refresh"] = measure("refresh", port, "tokens.lua", [os.path.join(work, "tokens.txt"), 2], 16, d, 1)
-        res["password"] = measure("password", port, "password.lua", [opts.users], 16, d, r)
-        res["signup"] = measure("signup", port, "signup.lua", lambda i: [f"{backend}{i}{secrets.token_hex(3)}"], 16, d, r)
-        res["password_c64"] = measure("password c=64", port, "password.lua", [opts.users], 64, d, 1)
+        res["health"] = measure("health", port, "get.lua", ["/health", ""], 16, d, r, server_pid=server.proc.pid)
+        res["user"] = measure("user", port, "get.lua", ["/user", token], 16, d, r, server_pid=server.proc.pid)
+        res["refresh"] = measure("refresh", port, "tokens.lua", [os.path.join(work, "tokens.txt"), 2], 16, d, 1, server_pid=server.proc.pid)
+        res["password"] = measure("password", port, "password.lua", [opts.users], 16, d, r, server_pid=server.proc.pid)
+        res["signup"] = measure("signup", port, "signup.lua", lambda i: [f"{backend}{i}{secrets.token_hex(3)}"], 16, d, r, server_pid=server.proc.pid)
+        res["password_c64"] = measure("password c=64", port, "password.lua", [opts.users], 64, d, 1, server_pid=server.proc.pid)
         res["peak_rss_mb"] = round(rss_kib(server.proc.pid, "VmHWM") / 1024, 1)
         log(f"{backend}: peak RSS {res['peak_rss_mb']} MB")
         admin_ok = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/admin/users?per_page=1", headers={"Authorization": f"Bearer {OPERATOR}"}), timeout=5).status == 200 if has_route(port, "/admin/users") else False
         if admin_ok:
             # Latency targets: one client at a time, so the figure is the query, not a queue.
-            res["admin_list"] = measure("admin_list", port, "get.lua", ["/admin/users?page=1", OPERATOR], 1, d, r, threads=1)
-            res["admin_search"] = measure("admin_search", port, "get.lua", [f"/admin/users?filter=user{opts.users // 2}", OPERATOR], 1, d, r, threads=1)
+            res["admin_list"] = measure("admin_list", port, "get.lua", ["/admin/users?page=1", OPERATOR], 1, d, r, threads=1, server_pid=server.proc.pid)
+            res["admin_search"] = measure("admin_search", port, "get.lua", [f"/admin/users?filter=user{opts.users // 2}", OPERATOR], 1, d, r, threads=1, server_pid=server.proc.pid)
         else:
             log("  admin endpoints not available in this build; skipped")
     finally:
@@ -380,6 +415,21 @@ def main():
         r = results[b]
         lines.append(f"- {b}: start-up to a served `/health` {r['startup_ms']} ms (target < 300), idle RSS {r['idle_rss_mb']} MB (target < 30), "
                      f"peak RSS {r.get('peak_rss_mb')} MB after 64 concurrent password logins (target < 150).")
+    lines.append("")
+    lines.append("Where the cores went during the hashing-bound runs (cores busy, from /proc): the server, and everything else "
+                 "(wrk, the database server, the rest of the machine). The ceiling on the CPU left to the server is "
+                 "(cores − other) / one verify.")
+    lines.append("")
+    lines.append("| Backend | Operation | Server cores | Other cores | Ceiling on the server's share | Ratio |")
+    lines.append("|---|---|---|---|---|---|")
+    for b in backends:
+        for op in ("password", "signup", "password_c64"):
+            row = results[b].get(op)
+            if not row or "cpu_other" not in row:
+                continue
+            left = max(0.01, cores - row["cpu_other"])
+            adj = left * 1000 / hc["verify_ms"]
+            lines.append(f"| {b} | {op} | {row['cpu_server']:.2f} | {row['cpu_other']:.2f} | {adj:.0f}/s | {row['rps'] / adj:.0%} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(opts.out, exist_ok=True)

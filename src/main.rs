@@ -185,7 +185,7 @@ async fn admin(service: &gotrue::app::Service, config: &Config, command: &AdminC
 fn cli_error(e: AuthError) -> String {
     match e {
         AuthError::Email(gotrue::domain::email::EmailError::Invalid(why)) => format!("Unable to validate email address: {why}"),
-        AuthError::Internal { msg, source } => format!("{msg}: {source}"),
+        AuthError::Internal { msg, source } | AuthError::Unavailable { msg, source } => format!("{msg}: {source}"),
         other => other.to_string(),
     }
 }

@@ -360,6 +360,9 @@ pub struct DbConfig {
     pub automigrate: bool,
     /// Pool size.
     pub max_connections: u32,
+    /// How long a request waits for a pooled connection (including reconnecting to a
+    /// database that went away) before it is answered 503 (`GOTRUE_DB_ACQUIRE_TIMEOUT`).
+    pub acquire_timeout: Duration,
 }
 
 /// `GOTRUE_LOG_*`.
@@ -771,6 +774,13 @@ impl Config {
                     "DB_MAX_CONNECTIONS",
                     if driver == DbDriver::Sqlite { u32::try_from(cores * 2).unwrap_or(4).clamp(2, 16) } else { 16 },
                 )?,
+                // MySQL: answer 503 quickly when the server is down. SQLite: a local file is
+                // never "down"; waiting is queueing for the one writer connection.
+                acquire_timeout: nonzero_duration(
+                    env,
+                    "DB_ACQUIRE_TIMEOUT",
+                    Duration::from_secs(if driver == DbDriver::Sqlite { 30 } else { 2 }),
+                )?,
             },
             logging: {
                 // Read for validation as upstream does; the JSON format makes colours,
@@ -993,6 +1003,19 @@ mod tests {
         let c = Config::from_env(&env).unwrap();
         assert_eq!(c.api.port, 1);
         assert_eq!(c.instance.webhook.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn db_acquire_timeout_defaults_per_engine_and_reads_durations() {
+        let mysql = [("GOTRUE_DB_DRIVER", "mysql"), ("DATABASE_URL", "mysql://root@127.0.0.1/db")];
+        assert_eq!(Config::from_env(&Env::from_pairs(mysql)).unwrap().db.acquire_timeout, Duration::from_secs(2));
+        assert_eq!(Config::from_env(&Env::from_pairs(Vec::<(String, String)>::new())).unwrap().db.acquire_timeout, Duration::from_secs(30));
+        let env = Env::from_pairs([mysql[0], mysql[1], ("GOTRUE_DB_ACQUIRE_TIMEOUT", "500ms")]);
+        assert_eq!(Config::from_env(&env).unwrap().db.acquire_timeout, Duration::from_millis(500));
+        let env = Env::from_pairs([mysql[0], mysql[1], ("GOTRUE_DB_ACQUIRE_TIMEOUT", "5")]);
+        assert_eq!(Config::from_env(&env).unwrap().db.acquire_timeout, Duration::from_secs(5));
+        let err = Config::from_env(&Env::from_pairs([("GOTRUE_DB_ACQUIRE_TIMEOUT", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("GOTRUE_DB_ACQUIRE_TIMEOUT"), "{err}");
     }
 
     #[test]

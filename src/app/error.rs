@@ -5,6 +5,7 @@ use crate::domain::audit::InvalidAuditQuery;
 use crate::domain::email::EmailError;
 use crate::domain::page::{PageError, SortError};
 use crate::ports::hooks::HookError;
+use crate::ports::users::StoreError;
 use crate::ports::BoxError;
 
 /// A use case failed.
@@ -140,6 +141,17 @@ pub enum AuthError {
     /// External login (`/authorize`, `/callback`, the `authorization_code` grant).
     #[error(transparent)]
     External(#[from] super::external::ExternalError),
+    /// The database cannot be reached right now; `msg` is upstream's message for the
+    /// failed step, answered with 503 instead of 500 so that clients and load balancers
+    /// know to retry.
+    #[error("{msg}")]
+    Unavailable {
+        /// The public message (upstream's wording).
+        msg: &'static str,
+        /// The cause, logged but never shown.
+        #[source]
+        source: BoxError,
+    },
     /// Something failed inside; `msg` is upstream's message for it.
     #[error("{msg}")]
     Internal {
@@ -153,8 +165,14 @@ pub enum AuthError {
 
 impl AuthError {
     /// An internal failure with upstream's public message.
+    /// A storage failure that means the database is unreachable becomes
+    /// [`AuthError::Unavailable`] (503) instead.
     pub fn internal(msg: &'static str, source: impl Into<BoxError>) -> Self {
-        Self::Internal { msg, source: source.into() }
+        let source = source.into();
+        if matches!(source.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_))) {
+            return Self::Unavailable { msg, source };
+        }
+        Self::Internal { msg, source }
     }
 }
 
@@ -170,5 +188,27 @@ pub trait Context<T> {
 impl<T, E: Into<BoxError>> Context<T> for Result<T, E> {
     fn context(self, msg: &'static str) -> Result<T, AuthError> {
         self.map_err(|e| AuthError::internal(msg, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_with_the_same_message() {
+        let e = AuthError::internal("Database error saving new user", StoreError::Unavailable("pool timed out".into()));
+        assert!(matches!(e, AuthError::Unavailable { msg: "Database error saving new user", .. }), "{e:?}");
+        assert_eq!(e.to_string(), "Database error saving new user");
+        let r: Result<(), StoreError> = Err(StoreError::Unavailable("connection refused".into()));
+        assert!(matches!(r.context("Database error finding user"), Err(AuthError::Unavailable { .. })));
+    }
+
+    #[test]
+    fn other_failures_stay_internal() {
+        let e = AuthError::internal("Database error saving new user", StoreError::Backend("syntax error".into()));
+        assert!(matches!(e, AuthError::Internal { .. }), "{e:?}");
+        let e = AuthError::internal("Error sending confirmation mail", "smtp refused");
+        assert!(matches!(e, AuthError::Internal { .. }), "{e:?}");
     }
 }

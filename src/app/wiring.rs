@@ -49,8 +49,12 @@ impl Store {
     pub async fn open(config: &Config) -> Result<Self, String> {
         let db = &config.db;
         match db.driver {
-            DbDriver::Sqlite => Ok(Self::Sqlite(SqliteStore::connect(&db.url, &db.namespace, db.max_connections).await?)),
-            DbDriver::Mysql => Ok(Self::MySql(MySqlStore::connect(&db.url, &db.namespace, db.max_connections).await?)),
+            DbDriver::Sqlite => {
+                Ok(Self::Sqlite(SqliteStore::connect_with(&db.url, &db.namespace, db.max_connections, db.acquire_timeout).await?))
+            }
+            DbDriver::Mysql => {
+                Ok(Self::MySql(MySqlStore::connect_with(&db.url, &db.namespace, db.max_connections, db.acquire_timeout).await?))
+            }
         }
     }
 
@@ -419,7 +423,12 @@ pub async fn serve(built: Built) -> Result<(), String> {
 /// How long in-flight requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains open connections
+/// At shutdown, how long connections accepted at the last moment get to read the request
+/// already sent on them before idle connections are closed.
+const FIRST_READ_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then serves the connections
+/// already waiting in the listen backlog, closes the listener and drains open connections
 /// (up to [`SHUTDOWN_GRACE`]). A connection that does not deliver a request's headers
 /// within `header_read_timeout` (including while idle before its first or next request)
 /// is closed (WEAKNESSES.md 32). Handlers see the peer address as
@@ -435,6 +444,19 @@ pub async fn serve_on(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let serve = |stream: tokio::net::TcpStream, peer: std::net::SocketAddr| {
+        let svc = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
+        let watched = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -448,22 +470,30 @@ pub async fn serve_on(
                         continue;
                     }
                 };
-                let svc = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                    req
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
-                let watched = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(error = %e, "connection closed with an error");
-                    }
-                });
+                serve(stream, peer);
             }
             () = &mut shutdown => break,
         }
     }
-    drop(listener);
+    // Connections the kernel completed before the signal wait in the listen backlog; closing
+    // the listener would reset them unanswered. Take them without waiting (the std listener
+    // accepts straight from the kernel; tokio's may not have seen their readiness yet), then
+    // close: later connections are refused.
+    match listener.into_std() {
+        Ok(std_listener) => {
+            for _ in 0..4096 {
+                let Ok((stream, peer)) = std_listener.accept() else { break };
+                match stream.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(stream)) {
+                    Ok(stream) => serve(stream, peer),
+                    Err(e) => tracing::warn!(error = %e, "could not serve a connection accepted at shutdown"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not take the connections waiting at shutdown"),
+    }
+    // hyper's graceful shutdown closes a connection it has read nothing from yet as idle;
+    // let the connections accepted just now read the request their client already sent.
+    tokio::time::sleep(FIRST_READ_SETTLE).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// A guarded write found the row changed (token already used, row gone).
     #[error("the row was changed by another request")]
     Conflict,
+    /// The database cannot be reached right now (connection refused or lost, no pooled
+    /// connection free within the acquire timeout): worth retrying later, answered 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] BoxError),
     /// The database failed.
     #[error("database error: {0}")]
     Backend(#[source] BoxError),

@@ -66,6 +66,34 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(pending.await.unwrap().unwrap(), 200);
 }
 
+/// Connections the kernel completed before the listener closed (still in the listen backlog
+/// when the shutdown signal came) are served, not reset by the close.
+#[tokio::test]
+async fn connections_waiting_in_the_backlog_at_shutdown_are_answered() {
+    for round in 0..3 {
+        let (addr, stop, _dir) = served().await;
+        // The server task has not run yet (this test's runtime has one thread and nothing
+        // here yields): these connections wait in the backlog with their requests sent.
+        let mut waiting = Vec::new();
+        for _ in 0..4 {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            std::io::Write::write_all(&mut s, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            s.set_nonblocking(true).unwrap();
+            waiting.push(tokio::net::TcpStream::from_std(s).unwrap());
+        }
+        let _ = stop.send(());
+        for (i, s) in waiting.iter_mut().enumerate() {
+            let mut got = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.expect("answered in time");
+            let text = String::from_utf8_lossy(&got);
+            assert!(read.is_ok() && text.starts_with("HTTP/1.1 200"), "round {round}, connection {i}: {read:?} {text:?}");
+        }
+        // And once the server has let go of its listener, new connections are refused.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "round {round}: the listener is closed");
+    }
+}
+
 fn big_map(bytes: usize) -> serde_json::Value {
     json!({"blob": "x".repeat(bytes)})
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gotrue::adapters::db::migrate::{self, Status};
 use gotrue::adapters::db::{MySqlStore, SqliteStore, Tables};
@@ -105,13 +106,44 @@ impl Store {
         Self::open_in(Arc::clone(&self.place), namespace, POOL_SIZE).await
     }
 
+    /// Another store on the same database and namespace, with a pool of `pool` connections
+    /// (SQLite: readers) that waits at most `acquire_timeout` for one.
+    pub async fn reopen_with(&self, pool: u32, acquire_timeout: Duration) -> Self {
+        Self::open_with(Arc::clone(&self.place), "", pool, Some(acquire_timeout)).await
+    }
+
+    /// Takes the connection writes use (SQLite's one writer; with a MySQL pool of one, the
+    /// only connection) and keeps it until the returned value is dropped.
+    pub async fn hold_write_connection(&self) -> Box<dyn std::any::Any + Send> {
+        match &self.engine {
+            Engine::Sqlite(s) => Box::new(s.pool().acquire().await.expect("acquire")),
+            Engine::MySql(s) => Box::new(s.pool().acquire().await.expect("acquire")),
+        }
+    }
+
+    /// Closes the adapter's pools.
+    pub async fn close(&self) {
+        match &self.engine {
+            Engine::Sqlite(s) => s.close().await,
+            Engine::MySql(s) => s.close().await,
+        }
+    }
+
     async fn open_in(place: Arc<Place>, namespace: &str, pool: u32) -> Self {
+        Self::open_with(place, namespace, pool, None).await
+    }
+
+    async fn open_with(place: Arc<Place>, namespace: &str, pool: u32, acquire_timeout: Option<Duration>) -> Self {
         let engine = match &*place {
-            Place::Sqlite { path, .. } => Engine::Sqlite(
-                SqliteStore::connect(&SecretString::from(path.display().to_string()), namespace, pool).await.expect("open SQLite"),
-            ),
+            Place::Sqlite { path, .. } => {
+                let url = SecretString::from(path.display().to_string());
+                let t = acquire_timeout.unwrap_or(gotrue::adapters::db::sqlite::DEFAULT_ACQUIRE_TIMEOUT);
+                Engine::Sqlite(SqliteStore::connect_with(&url, namespace, pool, t).await.expect("open SQLite"))
+            }
             Place::MySql(db) => {
-                Engine::MySql(MySqlStore::connect(&SecretString::from(db.url().to_string()), namespace, pool).await.expect("connect MySQL"))
+                let url = SecretString::from(db.url().to_string());
+                let t = acquire_timeout.unwrap_or(gotrue::adapters::db::mysql::DEFAULT_ACQUIRE_TIMEOUT);
+                Engine::MySql(MySqlStore::connect_with(&url, namespace, pool, t).await.expect("connect MySQL"))
             }
         };
         let (users, tokens, audit): (Arc<dyn UserStore>, Arc<dyn TokenStore>, Arc<dyn AuditStore>) = match &engine {

@@ -92,6 +92,7 @@ contract!(
     list_users_search_keeps_up_with_updates,
     list_audit_searches_newest_first,
     retract_user_removes_the_user_and_its_audit,
+    an_unreachable_database_is_unavailable_quickly,
 );
 
 fn is_taken(r: &Result<(), StoreError>) -> bool {
@@ -1048,4 +1049,30 @@ async fn record_login_writes_only_what_a_login_changes(s: Store) {
     assert_eq!(s.audit_rows().await.len(), 1);
     u.id = Uuid::new_v4();
     assert!(matches!(s.users.record_login(&u, &Effects::default()).await, Err(StoreError::Conflict)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Unavailability (the fault suite stops a real MariaDB; here the pool is exhausted or closed)
+
+async fn an_unreachable_database_is_unavailable_quickly(s: Store) {
+    let short = s.reopen_with(1, std::time::Duration::from_millis(300)).await;
+    let inst = Uuid::new_v4();
+    let before = user(inst, AUD, "before@example.com");
+    short.users.insert_user(&before, &Effects::default()).await.unwrap();
+    // No connection to be had within the acquire timeout: Unavailable, not a hang.
+    let held = short.hold_write_connection().await;
+    let started = std::time::Instant::now();
+    let during = user(inst, AUD, "during@example.com");
+    let r = short.users.insert_user(&during, &Effects::default()).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{}: {r:?}", s.kind());
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "{}: answered after {:?}", s.kind(), started.elapsed());
+    drop(held);
+    // The same pool serves again once a connection is free; nothing half-written.
+    assert!(short.users.find_user_by_email(inst, AUD, &normalise("during@example.com")).await.unwrap().is_none());
+    short.users.insert_user(&during, &Effects::default()).await.unwrap();
+    assert!(short.users.find_user_by_email(inst, AUD, &normalise("before@example.com")).await.unwrap().is_some());
+    // A closed pool is unavailable too.
+    short.close().await;
+    let r = short.users.find_user_by_email(inst, AUD, &normalise("before@example.com")).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{}: {r:?}", s.kind());
 }

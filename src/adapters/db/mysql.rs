@@ -12,6 +12,9 @@ use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
+/// How long a request waits for a connection by default (`GOTRUE_DB_ACQUIRE_TIMEOUT`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Users, tokens and audit entries in MySQL/MariaDB.
 #[derive(Clone)]
 pub struct MySqlStore {
@@ -108,6 +111,20 @@ impl MySqlStore {
     /// # Errors
     /// A message naming the failure.
     pub async fn connect(url: &SecretString, namespace: &str, max_connections: u32) -> Result<Self, String> {
+        Self::connect_with(url, namespace, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`MySqlStore::connect`] with the time a request waits for a pooled connection
+    /// (reconnecting included) before its query fails with [`StoreError::Unavailable`].
+    ///
+    /// # Errors
+    /// A message naming the failure.
+    pub async fn connect_with(
+        url: &SecretString,
+        namespace: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, String> {
         super::validate_namespace(namespace)?;
         let opts = connect_options(url)?;
         let mut last = String::new();
@@ -115,11 +132,7 @@ impl MySqlStore {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt) * u64::from(attempt))).await;
             }
-            match MySqlPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts.clone())
-                .await
+            match MySqlPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire_timeout).connect_with(opts.clone()).await
             {
                 Ok(pool) => {
                     let tables = Tables::new(namespace);

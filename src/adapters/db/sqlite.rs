@@ -14,6 +14,10 @@ use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
 
+/// How long a request waits for a connection by default: queueing for the one writer
+/// connection is normal under load (`GOTRUE_DB_ACQUIRE_TIMEOUT`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Users, tokens and audit entries in a SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -43,6 +47,15 @@ impl SqliteStore {
     /// # Errors
     /// A message naming the failure.
     pub async fn connect(url: &SecretString, namespace: &str, readers: u32) -> Result<Self, String> {
+        Self::connect_with(url, namespace, readers, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`SqliteStore::connect`] with the time a request waits for a pooled connection
+    /// before its query fails with [`StoreError::Unavailable`].
+    ///
+    /// # Errors
+    /// A message naming the failure.
+    pub async fn connect_with(url: &SecretString, namespace: &str, readers: u32, acquire_timeout: Duration) -> Result<Self, String> {
         super::validate_namespace(namespace)?;
         let path = file_path(url);
         let opts = SqliteConnectOptions::from_str("sqlite:")
@@ -56,13 +69,13 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts.clone())
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts.read_only(true))
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;

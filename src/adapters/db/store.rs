@@ -344,7 +344,25 @@ pub(crate) fn parse_uuid(s: Option<String>) -> Result<Uuid, StoreError> {
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::EmailTaken,
+        _ if is_unavailable(&e) => StoreError::Unavailable(Box::new(e)),
         _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+/// Whether a driver error means the database cannot be reached (as opposed to a query
+/// that failed): no connection within the acquire timeout, a connection refused, reset or
+/// closed, or the server going down (MySQL `ER_SERVER_SHUTDOWN` 1053, `ER_CONNECTION_KILLED`
+/// 1927, SQLSTATE class 08 "connection exception").
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or("");
+            code.starts_with("08")
+                || d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| matches!(m.number(), 1053 | 1927))
+        }
+        _ => false,
     }
 }
 
@@ -960,6 +978,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn connection_failures_are_unavailable_and_others_backend() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(backend(sqlx::Error::Io(refused)), StoreError::Unavailable(_)));
+        assert!(matches!(backend(sqlx::Error::PoolTimedOut), StoreError::Unavailable(_)));
+        assert!(matches!(backend(sqlx::Error::PoolClosed), StoreError::Unavailable(_)));
+        assert!(matches!(backend(sqlx::Error::RowNotFound), StoreError::Backend(_)));
+        assert!(matches!(backend(sqlx::Error::Protocol("bad packet".into())), StoreError::Backend(_)));
+    }
 
     #[test]
     fn like_patterns_escape_wildcards() {

@@ -52,6 +52,13 @@ pub enum ApiError {
     },
     /// 401 from bearer authentication, which also clears the access-token cookie.
     Unauthorized(String),
+    /// A 503 (shape A) whose cause is logged, not shown: the database is unreachable.
+    Unavailable {
+        /// Public message.
+        msg: String,
+        /// Cause, for the log.
+        cause: String,
+    },
     /// A 500 whose cause is logged, not shown.
     Internal {
         /// Public message.
@@ -119,16 +126,8 @@ impl From<AuthError> for ApiError {
             A::AppMetadataRequiresAdmin | A::EmailChangeTokenMismatch | A::InvalidUser => Self::http(S::UNAUTHORIZED, msg),
             A::Hook(h) => Self::from(h),
             A::External(x) => Self::from(x),
-            A::Internal { msg, source } => {
-                let mut cause = source.to_string();
-                let mut s: Option<&(dyn std::error::Error + 'static)> = source.source();
-                while let Some(inner) = s {
-                    cause.push_str(": ");
-                    cause.push_str(&inner.to_string());
-                    s = inner.source();
-                }
-                Self::Internal { msg: msg.to_owned(), cause }
-            }
+            A::Unavailable { msg, source } => Self::Unavailable { msg: msg.to_owned(), cause: error_chain(&*source) },
+            A::Internal { msg, source } => Self::Internal { msg: msg.to_owned(), cause: error_chain(&*source) },
         }
     }
 }
@@ -197,6 +196,13 @@ impl IntoResponse for ApiError {
                 }
                 r
             }
+            Self::Unavailable { msg, cause } => {
+                let mut r = (StatusCode::SERVICE_UNAVAILABLE, go_json(&json!({"code": 503, "msg": msg}))).into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.extensions_mut().insert(NeedsErrorId(msg));
+                r.extensions_mut().insert(InternalCause(cause));
+                r
+            }
             Self::Internal { msg, cause } => {
                 let mut r = (StatusCode::INTERNAL_SERVER_ERROR, go_json(&json!({"code": 500, "msg": msg}))).into_response();
                 r.extensions_mut().insert(NeedsErrorId(msg));
@@ -212,4 +218,31 @@ pub async fn not_found() -> Response {
     let mut r = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ports::users::StoreError;
+
+    #[tokio::test]
+    async fn an_unreachable_database_answers_503_in_shape_a() {
+        let e = AuthError::internal("Database error finding user", StoreError::Unavailable("pool timed out".into()));
+        let r = ApiError::from(e).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert!(r.extensions().get::<NeedsErrorId>().is_some(), "error_id is filled in by request_context");
+        let cause = r.extensions().get::<InternalCause>().unwrap().0.clone();
+        assert!(cause.contains("pool timed out"), "{cause}");
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, json!({"code": 503, "msg": "Database error finding user"}));
+    }
+
+    #[tokio::test]
+    async fn other_database_failures_stay_500() {
+        let e = AuthError::internal("Database error finding user", StoreError::Backend("syntax".into()));
+        assert_eq!(ApiError::from(e).into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

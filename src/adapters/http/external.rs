@@ -132,6 +132,7 @@ fn redirect_error(e: AuthError) -> (String, String, Option<String>) {
         ApiError::Unauthorized(msg) => ("unauthorized_client".to_owned(), msg, None),
         ApiError::OAuth { code, description, .. } => (code.as_str().to_owned(), description, None),
         ApiError::Internal { msg, cause } => ("server_error".to_owned(), msg, Some(cause)),
+        ApiError::Unavailable { msg, cause } => ("temporarily_unavailable".to_owned(), msg, Some(cause)),
     }
 }
 

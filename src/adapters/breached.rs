@@ -64,17 +64,23 @@ fn unavailable(e: impl Into<crate::ports::BoxError>) -> BreachCheckError {
     BreachCheckError::Unavailable(e.into())
 }
 
+/// A transport error without its URL: the URL holds the hash prefix, which a log line has no
+/// use for.
+fn transport(e: reqwest::Error) -> BreachCheckError {
+    unavailable(e.without_url())
+}
+
 #[async_trait]
 impl BreachedPasswords for HibpBreachedPasswords {
     async fn times_seen(&self, password: &SecretString) -> Result<u64, BreachCheckError> {
         let (prefix, suffix) = range_parts(password.expose_secret());
         let url = format!("{}/range/{prefix}", self.base_url);
-        let mut r = self.client.get(url).header("Add-Padding", "true").send().await.map_err(unavailable)?;
+        let mut r = self.client.get(url).header("Add-Padding", "true").send().await.map_err(transport)?;
         if !r.status().is_success() {
             return Err(unavailable(format!("range API answered {}", r.status())));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = r.chunk().await.map_err(unavailable)? {
+        while let Some(chunk) = r.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(unavailable("range answer too large"));
             }

@@ -14,7 +14,7 @@ REQS="$REPO_DIR/e2e/schemathesis-requirements.txt"
 CACHE="${GOTRUE_SCHEMATHESIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gotrue-schemathesis}"
 VENV="$CACHE/venv"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-40}"
-MAX_TIME="${SCHEMATHESIS_MAX_TIME:-150}"
+MAX_TIME="${SCHEMATHESIS_MAX_TIME:-120}"
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -622,6 +622,21 @@ pub struct InstanceConfig {
     pub cookie: CookieConfig,
     /// Password rules and hashing.
     pub password: PasswordConfig,
+    /// Refresh-token sessions: reuse window and lifetimes.
+    pub sessions: SessionConfig,
+}
+
+/// Refresh-token sessions (ours; the reuse interval keeps the name Supabase's fork uses).
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL`: how long after its rotation a refresh
+    /// token presented again is answered with the session's current token (concurrent tabs)
+    /// rather than treated as stolen. Zero: never.
+    pub reuse_interval: Duration,
+    /// `GOTRUE_SESSIONS_TIMEBOX`: absolute session lifetime from login. Zero: none.
+    pub timebox: Duration,
+    /// `GOTRUE_SESSIONS_INACTIVITY_TIMEOUT`: a session not refreshed for this long ends. Zero: none.
+    pub inactivity_timeout: Duration,
 }
 
 /// `GOTRUE_ADMIN_*` (ours).
@@ -873,6 +888,11 @@ impl Config {
                     events: env.list("WEBHOOK_EVENTS"),
                     allow_private: env.bool("WEBHOOK_ALLOW_PRIVATE", false)?,
                 },
+                sessions: SessionConfig {
+                    reuse_interval: env.duration("SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", Duration::from_secs(10))?,
+                    timebox: env.duration("SESSIONS_TIMEBOX", Duration::ZERO)?,
+                    inactivity_timeout: env.duration("SESSIONS_INACTIVITY_TIMEOUT", Duration::ZERO)?,
+                },
                 cookie: CookieConfig {
                     key: {
                         let k = env.string("COOKIE_KEY", "nf_jwt");
@@ -948,6 +968,24 @@ mod tests {
         assert_eq!(c.api.cors_allowed_origins, vec!["https://a.example", "http://b.example:8080"]);
         assert_eq!(c.instance.cookie.secure, Some(false));
         assert!(Config::from_env(&Env::from_pairs([("GOTRUE_COOKIE_SECURE", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn session_settings_default_and_parse() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(c.instance.sessions.reuse_interval, Duration::from_secs(10));
+        assert!(c.instance.sessions.timebox.is_zero());
+        assert!(c.instance.sessions.inactivity_timeout.is_zero());
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0"),
+            ("GOTRUE_SESSIONS_TIMEBOX", "24h"),
+            ("GOTRUE_SESSIONS_INACTIVITY_TIMEOUT", "1800"),
+        ]))
+        .unwrap();
+        assert!(c.instance.sessions.reuse_interval.is_zero());
+        assert_eq!(c.instance.sessions.timebox, Duration::from_secs(86_400));
+        assert_eq!(c.instance.sessions.inactivity_timeout, Duration::from_secs(1800));
+        assert!(Config::from_env(&Env::from_pairs([("GOTRUE_SESSIONS_TIMEBOX", "soon")])).is_err());
     }
 
     #[test]

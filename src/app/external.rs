@@ -376,7 +376,7 @@ impl Service {
             }
             (SignedIn::User(user, Some(grant)), None) => {
                 tracing::info!(action = "login", login_method = "external", provider = %name, instance_id = %ctx.instance_id, user_id = %user.id, "Login");
-                Ok(CallbackOutcome::Tokens(self.token_response(ctx, &user, grant.secret, now)?))
+                Ok(CallbackOutcome::Tokens(self.token_response(ctx, &user, grant.secret, grant.session, now)?))
             }
             (SignedIn::User(_, None), None) => Err(AuthError::internal("Database error granting user", "no refresh token was issued")),
         }
@@ -665,6 +665,6 @@ impl Service {
         let grant = self.new_grant(&user, now);
         self.tokens.grant_refresh_token(&grant.row, &[]).await.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "authorization_code", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
-        self.token_response(ctx, &user, grant.secret, now)
+        self.token_response(ctx, &user, grant.secret, grant.session, now)
     }
 }

@@ -180,6 +180,8 @@ impl std::fmt::Debug for TokenResponse {
 pub(crate) struct Grant {
     pub(crate) row: NewRefreshToken,
     pub(crate) secret: String,
+    /// The session (also in `row`, which the write consumes).
+    pub(crate) session: Uuid,
 }
 
 impl Service {
@@ -243,11 +245,43 @@ impl Service {
         self.clock.now()
     }
 
+    /// The refresh token of a login: it starts a new session. Its secret is not sealed: no
+    /// earlier token of the session can be replayed to ask for it.
     pub(crate) fn new_grant(&self, user: &User, now: DateTime<Utc>) -> Grant {
         let t = NewToken::generate();
+        let session_id = Uuid::new_v4();
         Grant {
-            row: NewRefreshToken { instance_id: user.instance_id, user_id: user.id, token: t.digest, created_at: now },
+            row: NewRefreshToken {
+                instance_id: user.instance_id,
+                user_id: user.id,
+                token: t.digest,
+                created_at: now,
+                session_id,
+                session_started_at: now,
+                sealed: None,
+            },
             secret: t.secret,
+            session: session_id,
+        }
+    }
+
+    /// The refresh token that replaces one of `session_id`: the session's new current token,
+    /// its secret sealed for the reuse window.
+    pub(crate) fn rotation_grant(ctx: &Ctx, user: &User, now: DateTime<Utc>, session_id: Uuid, session_started_at: DateTime<Utc>) -> Grant {
+        let t = NewToken::generate();
+        let sealed = crate::domain::session::seal(ctx.jwt_secret(), session_id, &t.secret);
+        Grant {
+            row: NewRefreshToken {
+                instance_id: user.instance_id,
+                user_id: user.id,
+                token: t.digest,
+                created_at: now,
+                session_id,
+                session_started_at,
+                sealed,
+            },
+            secret: t.secret,
+            session: session_id,
         }
     }
 
@@ -257,10 +291,12 @@ impl Service {
         ctx: &Ctx,
         user: &User,
         refresh_secret: String,
+        session_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<TokenResponse, AuthError> {
         let exp_secs = i64::try_from(ctx.config.jwt.exp.as_secs()).unwrap_or(3600);
-        let access_token = jwt::sign(user, now.timestamp() + exp_secs, ctx.jwt_secret()).context("error generating jwt token")?;
+        let access_token =
+            jwt::sign(user, now.timestamp() + exp_secs, Some(session_id), ctx.jwt_secret()).context("error generating jwt token")?;
         Ok(TokenResponse { access_token, token_type: "bearer", expires_in: exp_secs, refresh_token: refresh_secret })
     }
 

@@ -55,8 +55,11 @@ pub struct Effects {
     pub audit: Vec<AuditEntry>,
     /// A refresh token to issue.
     pub grant: Option<NewRefreshToken>,
-    /// Revoke every refresh token of the user first (password change, recovery).
+    /// Revoke the user's sessions first (password change, recovery, admin change): delete
+    /// their refresh tokens, except those of `keep_session`.
     pub revoke_sessions: bool,
+    /// The session that survives `revoke_sessions` (the caller's own, on a password change).
+    pub keep_session: Option<Uuid>,
 }
 
 impl Effects {

@@ -194,8 +194,10 @@ impl SqliteStore {
     async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
         let t = &self.tables;
         let mut sql = format!(
-            "BEGIN; UPDATE {rt} SET revoked = 1, updated_at = ? WHERE id = ? AND revoked = 0; \
-             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at) SELECT ?, ?, ?, 0, ?, ? WHERE changes() = 1 RETURNING id;",
+            "BEGIN; {out} WHERE id = ? AND revoked = 0; \
+             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token) \
+             SELECT ?, ?, ?, 0, ?, ?, ?, ?, ? WHERE changes() = 1 RETURNING id;",
+            out = super::store::rotate_out(&t.refresh_tokens),
             rt = t.refresh_tokens
         );
         if !audit.is_empty() {
@@ -208,12 +210,16 @@ impl SqliteStore {
         sql.push_str(" COMMIT;");
         let mut q = sqlx::query(&sql)
             .bind(new.created_at)
+            .bind(new.session_id.to_string())
             .bind(old.id)
             .bind(new.instance_id.to_string())
             .bind(&new.token)
             .bind(new.user_id.to_string())
             .bind(new.created_at)
-            .bind(new.created_at);
+            .bind(new.created_at)
+            .bind(new.session_id.to_string())
+            .bind(new.session_started_at)
+            .bind(new.sealed.as_deref());
         for e in audit {
             q = q
                 .bind(e.instance_id.to_string())

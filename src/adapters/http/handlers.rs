@@ -255,7 +255,7 @@ pub async fn post_logout(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMa
 }
 
 fn caller(c: &VerifiedClaims) -> Caller {
-    Caller { sub: c.sub.clone(), aud: c.aud().to_owned() }
+    Caller { sub: c.sub.clone(), aud: c.aud().to_owned(), session_id: c.session_id() }
 }
 
 pub async fn get_user(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap) -> Response {

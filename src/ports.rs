@@ -1,6 +1,7 @@
 //! The traits the application needs from the outside world, one file per concern.
 
 pub mod audit;
+pub mod breached;
 pub mod clock;
 pub mod external;
 pub mod flows;

@@ -343,7 +343,7 @@ impl Service {
         let email = ctx.parse_email(&p.email)?;
         let has_password = !p.password.expose_secret().is_empty();
         if has_password {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
         }
         let aud = if p.aud.is_empty() { admin.request_aud().to_owned() } else { p.aud };
         admin.require_audience(&aud)?;
@@ -386,7 +386,7 @@ impl Service {
         // WEAKNESSES.md 6).
         let mut revoke_sessions = false;
         if !p.password.expose_secret().is_empty() {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
             user.encrypted_password = self.hash_password(&p.password, "Error updating user").await?;
             revoke_sessions = true;
         }

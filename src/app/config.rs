@@ -271,6 +271,10 @@ pub struct RateLimitConfig {
     pub verify: u32,
     /// `POST /invite` per client.
     pub invite: u32,
+    /// `PUT /user` per client (`GOTRUE_RATE_LIMIT_USER`).
+    pub user: u32,
+    /// The admin API (`/admin/*`, all methods together) per client (`GOTRUE_RATE_LIMIT_ADMIN`).
+    pub admin: u32,
     /// `GOTRUE_RATE_LIMIT_EMAIL_SENT`: mails to one address per hour (0: no limit).
     pub email_sent: u32,
     /// `GOTRUE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
@@ -305,8 +309,40 @@ impl RateLimitConfig {
             recover: limit("RATE_LIMIT_RECOVER", 150)?,
             verify: limit("RATE_LIMIT_VERIFY", 300)?,
             invite: limit("RATE_LIMIT_INVITE", 300)?,
+            user: limit("RATE_LIMIT_USER", 300)?,
+            admin: limit("RATE_LIMIT_ADMIN", 3000)?,
             email_sent: limit("RATE_LIMIT_EMAIL_SENT", 30)?,
             trusted_proxies,
+        })
+    }
+}
+
+/// The public HaveIBeenPwned range API.
+pub const DEFAULT_HIBP_URL: &str = "https://api.pwnedpasswords.com";
+
+/// `GOTRUE_PASSWORD_HIBP_*` (ours): the breached-password check of new passwords.
+#[derive(Debug, Clone)]
+pub struct HibpConfig {
+    /// `GOTRUE_PASSWORD_HIBP_ENABLED` (default off): refuse passwords the range API knows.
+    pub enabled: bool,
+    /// `GOTRUE_PASSWORD_HIBP_URL`: base URL of the range API (`<url>/range/<prefix>`).
+    pub url: String,
+    /// `GOTRUE_PASSWORD_HIBP_TIMEOUT` (default 2s): beyond it the password is accepted
+    /// unchecked (fail open) and a warning logged.
+    pub timeout: Duration,
+}
+
+impl HibpConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.string("PASSWORD_HIBP_URL", "");
+        let url = if url.trim().is_empty() { DEFAULT_HIBP_URL.to_owned() } else { url.trim().to_owned() };
+        if url::Url::parse(&url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            return Err(invalid("GOTRUE_PASSWORD_HIBP_URL", format!("{url:?} is not an http(s) URL")));
+        }
+        Ok(Self {
+            enabled: env.bool("PASSWORD_HIBP_ENABLED", false)?,
+            url,
+            timeout: nonzero_duration(env, "PASSWORD_HIBP_TIMEOUT", Duration::from_secs(2))?,
         })
     }
 }
@@ -632,6 +668,8 @@ pub struct Config {
     pub rate_limit_header: String,
     /// Our per-client and per-address limits (`GOTRUE_RATE_LIMIT_*`).
     pub rate_limit: RateLimitConfig,
+    /// The breached-password check (`GOTRUE_PASSWORD_HIBP_*`).
+    pub hibp: HibpConfig,
     /// Whether `SITE_URL` was given (else it defaults to our own address).
     pub site_url_configured: bool,
     /// The site's configuration.
@@ -787,6 +825,7 @@ impl Config {
             },
             rate_limit_header: env.string("RATE_LIMIT_HEADER", ""),
             rate_limit: RateLimitConfig::from_env(env)?,
+            hibp: HibpConfig::from_env(env)?,
             site_url_configured: !site_url.is_empty(),
             instance: InstanceConfig {
                 site_url,
@@ -1054,5 +1093,23 @@ mod tests {
         assert_eq!(c.instance.site_url, "https://site.example");
         assert_ne!(env.vars.get("PATH").map(String::as_str), Some("nope"));
         assert!(Env::load(Some(&dir.path().join("missing.env"))).is_err());
+    }
+
+    #[test]
+    fn breached_password_check_is_off_by_default_and_validates_its_url() {
+        let c = Config::from_env(&Env::from_pairs([("GOTRUE_JWT_SECRET", "x")])).unwrap();
+        assert!(!c.hibp.enabled);
+        assert_eq!(c.hibp.url, DEFAULT_HIBP_URL);
+        assert_eq!(c.hibp.timeout, Duration::from_secs(2));
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_PASSWORD_HIBP_ENABLED", "true"),
+            ("GOTRUE_PASSWORD_HIBP_URL", "http://127.0.0.1:9/"),
+            ("GOTRUE_PASSWORD_HIBP_TIMEOUT", "500ms"),
+        ]))
+        .unwrap();
+        assert!(c.hibp.enabled);
+        assert_eq!(c.hibp.timeout, Duration::from_millis(500));
+        let err = Config::from_env(&Env::from_pairs([("GOTRUE_PASSWORD_HIBP_URL", "ftp://x")])).unwrap_err();
+        assert!(err.to_string().contains("GOTRUE_PASSWORD_HIBP_URL"), "{err}");
     }
 }

@@ -17,6 +17,7 @@ use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYT
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
 use crate::ports::audit::AuditStore;
+use crate::ports::breached::BreachedPasswords;
 use crate::ports::clock::Clock;
 use crate::ports::external::ProviderRegistry;
 use crate::ports::flows::FlowStore;
@@ -73,6 +74,8 @@ pub struct Service {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     /// Mails one address may receive per [`EMAIL_SENT_WINDOW`] (0: no limit).
     pub(crate) email_sent_limit: u32,
+    /// The breached-password corpus, when `GOTRUE_PASSWORD_HIBP_ENABLED` is on.
+    pub(crate) breached: Option<Arc<dyn BreachedPasswords>>,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -230,7 +233,16 @@ impl Service {
             admin: Arc::new(AdminSettings::default()),
             limiter: Arc::new(NoRateLimit),
             email_sent_limit: 0,
+            breached: None,
         }
+    }
+
+    /// Refuses new passwords that `corpus` knows from breaches; when it cannot answer the
+    /// password is accepted and a warning logged (fail open).
+    #[must_use]
+    pub fn with_breached_passwords(mut self, corpus: Option<Arc<dyn BreachedPasswords>>) -> Self {
+        self.breached = corpus;
+        self
     }
 
     /// Counts `/recover` requests and mails per address with `limiter`; at most
@@ -332,9 +344,19 @@ impl Service {
         Ok(())
     }
 
-    /// Checks a new password against the policy.
-    pub(crate) fn check_password(ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
-        ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))
+    /// Checks a new password against the policy, then (when configured) against the
+    /// breached-password corpus, failing open when the corpus cannot answer.
+    pub(crate) async fn check_password(&self, ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
+        ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))?;
+        if let Some(corpus) = &self.breached {
+            match corpus.times_seen(password).await {
+                Ok(0) => {}
+                Ok(_) => return Err(AuthError::BreachedPassword),
+                // The error names the service and the failure, never the password.
+                Err(e) => tracing::warn!(error = %e, "breached-password check skipped: password accepted unchecked"),
+            }
+        }
+        Ok(())
     }
 
     /// Sends one of the four mails with a link carrying `token`.

@@ -1715,3 +1715,32 @@ async fn logout_of_an_unknown_user_is_invalid_user() {
 
     assert!(matches!(err, AuthError::InvalidUser), "{err:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Breached-password check
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn breached_password_is_refused_before_any_lookup() {
+    let mut corpus = crate::ports::breached::MockBreachedPasswords::new();
+    corpus.expect_times_seen().withf(|p| p.expose_secret() == PASSWORD).times(1).returning(|_| Ok(3));
+    // No store expectation: the refusal comes before the user lookup.
+    let s = Mocks::new().service().with_breached_passwords(Some(Arc::new(corpus)));
+    let err = s.signup(&ctx(), signup_params(EMAIL, PASSWORD, None)).await.unwrap_err();
+    assert!(matches!(err, AuthError::BreachedPassword), "{err:?}");
+}
+
+#[tokio::test]
+async fn unavailable_corpus_fails_open_and_policy_failures_never_ask_it() {
+    use crate::ports::breached::{BreachCheckError, MockBreachedPasswords};
+    let mut corpus = MockBreachedPasswords::new();
+    corpus.expect_times_seen().times(1).returning(|_| Err(BreachCheckError::Unavailable("connection refused".into())));
+    let s = Mocks::new().service().with_breached_passwords(Some(Arc::new(corpus)));
+    assert!(s.check_password(&ctx(), &SecretString::from(PASSWORD)).await.is_ok());
+
+    let mut corpus = MockBreachedPasswords::new();
+    corpus.expect_times_seen().never();
+    let s = Mocks::new().service().with_breached_passwords(Some(Arc::new(corpus)));
+    let err = s.check_password(&ctx_with(&[("GOTRUE_PASSWORD_MIN_LENGTH", "20")]), &SecretString::from(PASSWORD)).await.unwrap_err();
+    assert!(matches!(err, AuthError::WeakPassword(_)), "{err:?}");
+}

@@ -70,7 +70,7 @@ impl Service {
         let now = self.now();
         let password_changed = !p.password.expose_secret().is_empty();
         if password_changed {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
             user.encrypted_password = self.hash_password(&p.password, "Error during password storage").await?;
         }
         if let Some(data) = p.data {

@@ -60,7 +60,7 @@ impl Service {
                 if p.password.expose_secret().is_empty() {
                     return Err(AuthError::InvitePasswordRequired);
                 }
-                Self::check_password(ctx, &p.password)?;
+                self.check_password(ctx, &p.password).await?;
                 user.encrypted_password = self.hash_password(&p.password, "Error storing password").await?;
             }
             // Two requests racing with the same token may both reach the hook; the guarded

@@ -11,6 +11,7 @@ use super::admin::AdminSettings;
 use super::config::{Config, DbDriver};
 use super::instances::Instances;
 use super::service::{Ports, Service};
+use crate::adapters::breached::HibpBreachedPasswords;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::crypto::PooledHasher;
 use crate::adapters::db::migrate::Status;
@@ -22,6 +23,7 @@ use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::adapters::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::app::hooks::resolve_hook_url;
 use crate::ports::audit::AuditStore;
+use crate::ports::breached::BreachedPasswords;
 use crate::ports::clock::Clock;
 use crate::ports::flows::FlowStore;
 use crate::ports::hooks::{HookEvent, HookSender};
@@ -298,7 +300,8 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     })
     .with_operator_token(config.operator_token.clone())
     .with_admin_settings(admin_settings(&config))
-    .with_rate_limiter(Arc::clone(&limiter), config.rate_limit.email_sent);
+    .with_rate_limiter(Arc::clone(&limiter), config.rate_limit.email_sent)
+    .with_breached_passwords(breached_passwords(&config)?);
     let state = HttpState {
         rate_limit: config.rate_limit.clone(),
         limiter,
@@ -332,6 +335,18 @@ pub fn rate_limiter(config: &Config) -> Result<Arc<dyn RateLimiter>, String> {
         }
         None => Ok(Arc::new(MemoryRateLimiter::new())),
     }
+}
+
+/// The breached-password corpus when `GOTRUE_PASSWORD_HIBP_ENABLED` is on.
+///
+/// # Errors
+/// The HTTP client cannot be built.
+pub fn breached_passwords(config: &Config) -> Result<Option<Arc<dyn BreachedPasswords>>, String> {
+    if !config.hibp.enabled {
+        return Ok(None);
+    }
+    tracing::info!(url = %config.hibp.url, "new passwords are checked against the breached-password range API");
+    Ok(Some(Arc::new(HibpBreachedPasswords::new(&config.hibp.url, config.hibp.timeout)?)))
 }
 
 /// RFC 8725 3.5: an HMAC key must carry at least as much entropy as the hash output.
@@ -379,7 +394,8 @@ pub async fn open_service(config: &Config) -> Result<(Service, Store), String> {
         flows: store.flows(),
     })
     .with_operator_token(config.operator_token.clone())
-    .with_admin_settings(admin_settings(config));
+    .with_admin_settings(admin_settings(config))
+    .with_breached_passwords(breached_passwords(config)?);
     Ok((service, store))
 }
 

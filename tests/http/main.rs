@@ -4,10 +4,12 @@
 
 mod admin;
 mod audit;
+mod breached;
 mod cli;
 mod cors_and_router;
 mod invite;
 mod jwt;
+mod openapi;
 mod password;
 mod ratelimit;
 mod recover;

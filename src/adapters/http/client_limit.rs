@@ -1,5 +1,5 @@
-//! Per-client limits on `/token`, `/signup`, `/recover`, `/verify` and `/invite`
-//! (`GOTRUE_RATE_LIMIT_<ENDPOINT>` requests per 5 minutes), on top of upstream's `/token`
+//! Per-client limits on `/token`, `/signup`, `/recover`, `/verify`, `/invite`, `PUT /user`
+//! and the admin API (`GOTRUE_RATE_LIMIT_<ENDPOINT>` requests per 5 minutes), on top of upstream's `/token`
 //! header bucket. The client is the TCP peer, or the address a trusted proxy
 //! (`GOTRUE_TRUSTED_PROXIES`) forwarded in `X-Forwarded-For` / `X-Real-IP`.
 
@@ -29,6 +29,10 @@ pub enum Limited {
     Verify,
     /// `POST /invite`.
     Invite,
+    /// `PUT /user`.
+    User,
+    /// `/admin/*`: every method, one budget.
+    Admin,
 }
 
 impl Limited {
@@ -39,6 +43,8 @@ impl Limited {
             Self::Recover => "recover",
             Self::Verify => "verify",
             Self::Invite => "invite",
+            Self::User => "user",
+            Self::Admin => "admin",
         }
     }
 
@@ -50,6 +56,8 @@ impl Limited {
             Self::Recover => l.recover,
             Self::Verify => l.verify,
             Self::Invite => l.invite,
+            Self::User => l.user,
+            Self::Admin => l.admin,
         }
     }
 }

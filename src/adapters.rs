@@ -1,6 +1,7 @@
 //! Implementations of the ports: databases, mail, webhooks, hashing, clock, and the HTTP
 //! front.
 
+pub mod breached;
 pub mod clock;
 pub mod crypto;
 pub mod db;

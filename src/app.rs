@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod external;
 pub mod hooks;
+pub mod instances;
 pub mod invite;
 pub mod jwt;
 pub mod links;

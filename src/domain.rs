@@ -9,6 +9,7 @@ pub mod identity;
 pub mod metadata;
 pub mod page;
 pub mod password;
+pub mod session;
 pub mod time;
 pub mod token;
 pub mod user;

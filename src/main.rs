@@ -1,11 +1,11 @@
-//! The `gotrue` command line: `serve` (default), `migrate`, `admin`, `version`.
+//! The `gotrue` command line: `serve` (default), `multi`, `migrate`, `admin`, `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use gotrue::app::cli::CreateUser;
-use gotrue::app::config::{Config, Env};
+use gotrue::app::config::{Config, Env, InstanceConfig};
 use gotrue::app::{telemetry, wiring, AuthError};
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Serve the API (the default). With no database configured, uses ./gotrue.db (SQLite).
     Serve,
+    /// Serve many sites from one process (multi-instance mode): instances live in the
+    /// database, each request names its instance in the operator's signed `x-nf-sign` header.
+    Multi,
     /// Create or upgrade the database schema (idempotent; upgrades an upstream GoTrue database in place).
     Migrate,
     /// Print the git commit this binary was built from.
@@ -123,9 +126,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = load(&cli)?;
             let _telemetry = telemetry::init(&config)?;
             let (service, store) = wiring::open_service(&config).await?;
-            let result = admin(&service, &config, command).await;
+            let result = admin(&service, &store, &config, command).await;
             store.close().await;
             result
+        }
+        Command::Multi => {
+            let mut config = load(&cli)?;
+            config.multi_instance_mode = true;
+            let _telemetry = telemetry::init(&config)?;
+            let built = wiring::build(config, wiring::Overrides::default()).await?;
+            wiring::serve(built).await
         }
         Command::Serve => {
             let config = load(&cli)?;
@@ -136,10 +146,20 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn admin(service: &gotrue::app::Service, config: &Config, command: &AdminCommand) -> Result<(), String> {
-    let instance_config = std::sync::Arc::new(config.instance.clone());
+/// The configuration the admin commands use for an instance: the environment's, or in
+/// multi-instance mode (`GOTRUE_MULTIINSTANCEMODE`) the instance's stored one.
+async fn instance_config(store: &wiring::Store, config: &Config, instance: Uuid) -> Result<std::sync::Arc<InstanceConfig>, String> {
+    if !config.multi_instance_mode {
+        return Ok(std::sync::Arc::new(config.instance.clone()));
+    }
+    let stored = gotrue::app::instances::stored_config(store.instances().as_ref(), &config.instance, instance).await?;
+    Ok(std::sync::Arc::new(stored))
+}
+
+async fn admin(service: &gotrue::app::Service, store: &wiring::Store, config: &Config, command: &AdminCommand) -> Result<(), String> {
     match command {
         AdminCommand::CreateUser { email, password, role, confirm, admin, superadmin, scope } => {
+            let instance_config = instance_config(store, config, scope.instance()?).await?;
             let user = service
                 .cli_create_user(
                     instance_config,
@@ -161,6 +181,8 @@ async fn admin(service: &gotrue::app::Service, config: &Config, command: &AdminC
         }
         AdminCommand::DeleteUser { user, scope } => {
             let instance = scope.instance()?;
+            let instance_config = instance_config(store, config, instance).await?;
+            let default_aud = instance_config.jwt.aud.clone();
             match service.cli_delete_user(instance_config, instance, scope.aud.clone(), user).await {
                 Ok(u) => {
                     println!("Removed user: {user} ({})", u.id);
@@ -168,7 +190,7 @@ async fn admin(service: &gotrue::app::Service, config: &Config, command: &AdminC
                 }
                 Err(AuthError::UserNotFound) => Err(format!(
                     "user not found: {user:?} is neither the email of a user in audience {:?} nor the id of a user of instance {instance}",
-                    scope.aud.clone().unwrap_or_else(|| config.instance.jwt.aud.clone())
+                    scope.aud.clone().unwrap_or(default_aud)
                 )),
                 Err(e) => Err(cli_error(e)),
             }

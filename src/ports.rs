@@ -1,6 +1,7 @@
 //! The traits the application needs from the outside world, one file per concern.
 
 pub mod audit;
+pub mod breached;
 pub mod clock;
 pub mod external;
 pub mod flows;
@@ -8,6 +9,7 @@ pub mod hasher;
 pub mod health;
 pub mod hooks;
 pub mod identities;
+pub mod instances;
 pub mod mail;
 pub mod ratelimit;
 pub mod tokens;

@@ -6,6 +6,7 @@
 //! peak memory is `threads x m`; further requests wait in the queue without blocking the
 //! executor. Upstream's bcrypt hashes verify too.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,27 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 pub struct PooledHasher {
     jobs: Mutex<mpsc::Sender<Job>>,
     settings: Arc<Settings>,
+    gauge: Arc<Gauge>,
+    threads: usize,
+}
+
+/// How many hashes run at this moment, and the most that ever ran at once: the bound the
+/// pool promises (at most one per thread), made observable.
+#[derive(Debug, Default)]
+struct Gauge {
+    running: AtomicUsize,
+    high_water: AtomicUsize,
+}
+
+impl Gauge {
+    fn enter(&self) {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.high_water.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Settings {
@@ -49,7 +71,9 @@ impl PooledHasher {
         let settings = Arc::new(Settings { scheme: cfg.scheme, params, bcrypt_cost: cfg.bcrypt_cost, dummy_bcrypt });
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..cfg.hash_threads.max(1) {
+        let gauge = Arc::new(Gauge::default());
+        let threads = cfg.hash_threads.max(1);
+        for i in 0..threads {
             let rx = Arc::clone(&rx);
             std::thread::Builder::new()
                 .name(format!("gotrue-hash-{i}"))
@@ -68,14 +92,37 @@ impl PooledHasher {
                 })
                 .map_err(|e| HashError::Backend(format!("starting hash thread: {e}")))?;
         }
-        Ok(Self { jobs: Mutex::new(tx), settings })
+        Ok(Self { jobs: Mutex::new(tx), settings, gauge, threads })
+    }
+
+    /// The number of hashing threads: the most hashes that may run at once.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.threads
+    }
+
+    /// Hashes (or verifications) running now.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.gauge.running.load(Ordering::SeqCst)
+    }
+
+    /// The most hashes that ever ran at once (never above [`PooledHasher::size`]).
+    #[must_use]
+    pub fn high_water(&self) -> usize {
+        self.gauge.high_water.load(Ordering::SeqCst)
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Vec<Block>, &Settings) -> T + Send + 'static) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
         let settings = Arc::clone(&self.settings);
+        let gauge = Arc::clone(&self.gauge);
         let job: Job = Box::new(move |scratch| {
-            let _ = tx.send(f(scratch, &settings));
+            gauge.enter();
+            let result = f(scratch, &settings);
+            // Before the answer goes out: whoever awaits it sees the hash finished.
+            gauge.leave();
+            let _ = tx.send(result);
         });
         self.jobs
             .lock()
@@ -238,6 +285,49 @@ mod tests {
         let strong = PooledHasher::new(&strong_cfg).unwrap();
         let h = weak.hash(s("pw")).await.unwrap();
         assert_eq!(strong.verify(s("pw"), h).await.unwrap(), Verified { matches: true, needs_rehash: true });
+    }
+
+    /// Issue 9: parallel logins never exceed the hashing bound. 40 concurrent verifications
+    /// (what 40 parallel password grants ask) on a pool of 3 threads: never more than 3 run at
+    /// once, and the pool is used to its bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_logins_never_exceed_the_hashing_bound() {
+        let mut c = cfg(HashScheme::Argon2id);
+        c.hash_threads = 3;
+        c.argon2_memory_kib = 1024;
+        let h = Arc::new(PooledHasher::new(&c).unwrap());
+        let stored = h.hash(s("pw")).await.unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let (h, stored) = (Arc::clone(&h), stored.clone());
+                tokio::spawn(async move {
+                    if i % 4 == 0 {
+                        h.verify_dummy(s("pw")).await;
+                    } else {
+                        assert!(h.verify(s("pw"), stored).await.unwrap().matches);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(h.size(), 3);
+        assert!(h.high_water() <= 3, "{} hashes ran at once", h.high_water());
+        assert_eq!(h.high_water(), 3, "40 queued verifications keep every thread busy");
+        assert_eq!(h.running(), 0);
+    }
+
+    #[test]
+    fn the_gauge_keeps_its_high_water_mark() {
+        let g = Gauge::default();
+        g.enter();
+        g.enter();
+        g.leave();
+        g.enter();
+        g.leave();
+        g.leave();
+        assert_eq!((g.running.load(Ordering::SeqCst), g.high_water.load(Ordering::SeqCst)), (0, 2));
     }
 
     fn median(mut t: Vec<f64>) -> f64 {

@@ -6,6 +6,7 @@
 //! rendered once when the store is built.
 
 mod external;
+mod instances;
 pub mod migrate;
 pub mod mysql;
 pub mod sqlite;

@@ -6,9 +6,11 @@ pub mod client_limit;
 pub mod error;
 pub mod external;
 mod handlers;
+pub mod instances;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
 pub mod ready;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use uuid::Uuid;
 
@@ -52,6 +54,8 @@ pub struct HttpState {
     pub cors_origins: Vec<String>,
     /// Build version for `/health`.
     pub version: String,
+    /// Multi-instance mode: the instances (`None` in single-instance mode).
+    pub instances: Option<Arc<crate::app::instances::Instances>>,
 }
 
 impl HttpState {
@@ -65,23 +69,25 @@ impl HttpState {
 /// Builds the router.
 pub fn router(state: Arc<HttpState>) -> Router {
     let body_limit = state.max_body_bytes;
-    let users = || get(admin::get_admin_users).post(admin::post_admin_users);
-    let user =
-        || -> MethodRouter<Arc<HttpState>> { get(admin::get_admin_user).put(admin::put_admin_user).delete(admin::delete_admin_user) };
     let limited = |m: MethodRouter<Arc<HttpState>>, which: client_limit::Limited| {
         m.route_layer(axum::middleware::from_fn_with_state((Arc::clone(&state), which), client_limit::limit))
     };
     use client_limit::Limited;
+    let users = || limited(get(admin::get_admin_users).post(admin::post_admin_users), Limited::Admin);
+    let user = || limited(get(admin::get_admin_user).put(admin::put_admin_user).delete(admin::delete_admin_user), Limited::Admin);
+    let me = || limited(put(handlers::put_user), Limited::User).merge(get(handlers::get_user));
+    let audit = || limited(get(admin::get_admin_audit), Limited::Admin);
     let mut r = Router::new()
         .route("/health", get(handlers::get_health))
         .route("/settings", get(handlers::get_settings))
+        .route("/openapi.json", get(openapi::get_openapi))
         .route("/signup", limited(post(handlers::post_signup), Limited::Signup))
         .route("/token", limited(post(handlers::post_token), Limited::Token))
         .route("/verify", limited(post(handlers::post_verify), Limited::Verify))
         .route("/recover", limited(post(handlers::post_recover), Limited::Recover))
         .route("/logout", post(handlers::post_logout))
-        .route("/user", get(handlers::get_user).put(handlers::put_user))
-        .route("/user/", get(handlers::get_user).put(handlers::put_user))
+        .route("/user", me())
+        .route("/user/", me())
         .route("/authorize", get(external::get_authorize))
         .route("/callback", get(external::get_callback))
         .route("/invite", limited(post(admin::post_invite), Limited::Invite))
@@ -90,13 +96,23 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/admin/users/", users())
         .route("/admin/users/{user_id}", user())
         .route("/admin/users/{user_id}/", user())
-        .route("/admin/audit", get(admin::get_admin_audit))
-        .route("/admin/audit/", get(admin::get_admin_audit));
+        .route("/admin/audit", audit())
+        .route("/admin/audit/", audit());
     // Only with a secret; otherwise the path is a user id (and answers 400, as upstream).
     if state.service.admin_settings().export_secret.is_some() {
-        r = r.route("/admin/users/export", get(admin::get_admin_users_export));
+        r = r.route("/admin/users/export", limited(get(admin::get_admin_users_export), Limited::Admin));
+    }
+    if state.instances.is_some() {
+        let instance = || get(instances::get_instance).put(instances::put_instance).delete(instances::delete_instance);
+        r = r
+            .route("/", get(instances::get_root))
+            .route("/instances", post(instances::post_instances))
+            .route("/instances/", post(instances::post_instances))
+            .route("/instances/{instance_id}", instance())
+            .route("/instances/{instance_id}/", instance());
     }
     r.fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), instances::instance_context))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), middleware::timeout))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))

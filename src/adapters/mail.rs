@@ -34,6 +34,23 @@ impl Mailer for LogMailer {
     }
 }
 
+/// Drops every mail with a warning that names neither the link nor the token: the mailer
+/// of instances without SMTP in multi-instance mode, a production mode where the log is
+/// no place for tokens (GoTrue used a silent no-op mailer there).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropMailer;
+
+#[async_trait]
+impl Mailer for DropMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        tracing::warn!(
+            kind = mail.kind.as_str(),
+            "mail not sent: this instance has no SMTP server (smtp.host) and GOTRUE_SMTP_HOST is not set"
+        );
+        Ok(())
+    }
+}
+
 /// Keeps mails in memory (tests and embedding).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryOutbox {
@@ -70,5 +87,73 @@ impl Mailer for MemoryOutbox {
         }
         self.mails.lock().map_err(|_| MailError("outbox poisoned".into()))?.push(mail.clone());
         Ok(())
+    }
+}
+
+/// Builds the SMTP mailer of each instance's server in multi-instance mode and keeps it
+/// (one per distinct server, user, password and From address); instances without an SMTP
+/// host get the fallback mailer.
+pub struct SmtpMailerFactory {
+    renderer: Arc<Renderer>,
+    extra_ca_pem: Option<Vec<u8>>,
+    connect_timeout: std::time::Duration,
+    send_timeout: std::time::Duration,
+    fallback: Arc<dyn Mailer>,
+    built: Mutex<std::collections::HashMap<String, Arc<dyn Mailer>>>,
+}
+
+impl std::fmt::Debug for SmtpMailerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpMailerFactory").finish_non_exhaustive()
+    }
+}
+
+/// Distinct mailers kept at most; the set is emptied when it grows past this.
+const MAILERS_MAX: usize = 1_000;
+
+impl SmtpMailerFactory {
+    /// A factory sharing one template renderer, CA and timeouts.
+    #[must_use]
+    pub fn new(
+        renderer: Arc<Renderer>,
+        extra_ca_pem: Option<Vec<u8>>,
+        connect_timeout: std::time::Duration,
+        send_timeout: std::time::Duration,
+        fallback: Arc<dyn Mailer>,
+    ) -> Self {
+        Self { renderer, extra_ca_pem, connect_timeout, send_timeout, fallback, built: Mutex::new(std::collections::HashMap::new()) }
+    }
+}
+
+impl crate::ports::mail::MailerFactory for SmtpMailerFactory {
+    fn mailer_for(&self, server: &crate::ports::mail::SmtpServer) -> Result<Arc<dyn Mailer>, MailError> {
+        use secrecy::ExposeSecret as _;
+        use sha2::Digest as _;
+        if server.host.is_empty() {
+            return Ok(Arc::clone(&self.fallback));
+        }
+        let pass = server.pass.as_ref().map(|p| hex::encode(sha2::Sha256::digest(p.expose_secret().as_bytes()))).unwrap_or_default();
+        let key = format!("{}\n{}\n{}\n{pass}\n{}", server.host, server.port, server.user, server.admin_email);
+        if let Some(m) = self.built.lock().ok().and_then(|b| b.get(&key).cloned()) {
+            return Ok(m);
+        }
+        let settings = SmtpSettings {
+            host: server.host.clone(),
+            port: server.port,
+            user: server.user.clone(),
+            pass: server.pass.clone(),
+            from: server.admin_email.clone(),
+            extra_ca_pem: self.extra_ca_pem.clone(),
+            connect_timeout: self.connect_timeout,
+            send_timeout: self.send_timeout,
+        };
+        let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(settings, Arc::clone(&self.renderer)).map_err(MailError)?);
+        if let Ok(mut b) = self.built.lock() {
+            if b.len() >= MAILERS_MAX {
+                b.clear();
+            }
+            b.insert(key, Arc::clone(&mailer));
+        }
+        Ok(mailer)
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::domain::user::User;
 use crate::ports::hooks::{DeliveryPolicy, HookDestination, HookError, HookEvent, HookReply, HookSender};
-use crate::ports::mail::{Mail, MailError, Mailer};
+use crate::ports::mail::{Mail, MailError, Mailer, MailerFactory, SmtpServer};
 
 /// Method, matched route template and status of a request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -201,6 +201,28 @@ impl Mailer for CountingMailer {
             self.metrics.mail_failures.get_or_create(&KindLabels { kind: mail.kind.as_str() }).inc();
         }
         r
+    }
+}
+
+/// Hands out [`CountingMailer`]s around the mailers of the factory it wraps (the
+/// per-instance SMTP servers of multi-instance mode).
+pub struct CountingMailerFactory {
+    inner: Arc<dyn MailerFactory>,
+    metrics: Arc<Metrics>,
+}
+
+impl CountingMailerFactory {
+    /// Wraps `inner`.
+    #[must_use]
+    pub fn new(inner: Arc<dyn MailerFactory>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+impl MailerFactory for CountingMailerFactory {
+    fn mailer_for(&self, server: &SmtpServer) -> Result<Arc<dyn Mailer>, MailError> {
+        let inner = self.inner.mailer_for(server)?;
+        Ok(Arc::new(CountingMailer::new(inner, Arc::clone(&self.metrics))))
     }
 }
 

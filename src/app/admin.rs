@@ -343,7 +343,7 @@ impl Service {
         let email = ctx.parse_email(&p.email)?;
         let has_password = !p.password.expose_secret().is_empty();
         if has_password {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
         }
         let aud = if p.aud.is_empty() { admin.request_aud().to_owned() } else { p.aud };
         admin.require_audience(&aud)?;
@@ -382,9 +382,13 @@ impl Service {
         if p.confirm && !user.is_confirmed() {
             user.confirm(now);
         }
+        // A new password or address ends every session of the user (ASVS 7.4.3,
+        // WEAKNESSES.md 6).
+        let mut revoke_sessions = false;
         if !p.password.expose_secret().is_empty() {
-            Self::check_password(ctx, &p.password)?;
+            self.check_password(ctx, &p.password).await?;
             user.encrypted_password = self.hash_password(&p.password, "Error updating user").await?;
+            revoke_sessions = true;
         }
         if !p.email.is_empty() && p.email != user.email {
             // Upstream set any string without a check (WEAKNESSES.md 22).
@@ -395,6 +399,7 @@ impl Service {
                 return Err(AuthError::EmailTaken);
             }
             user.email = email.as_str().to_owned();
+            revoke_sessions = true;
         }
         if let Some(app) = p.app_metadata {
             user.merge_app_metadata(app);
@@ -405,7 +410,8 @@ impl Service {
         Self::check_metadata(&user)?;
         user.updated_at = now;
         let audit = AuditEntry::new(ctx.instance_id, &admin.actor(), AuditAction::UserModified, Some(AuditEntry::user_traits(&user)), now);
-        match self.users.update_user(&user, &Guard::None, &Effects::audit(vec![audit])).await {
+        let effects = Effects { audit: vec![audit], revoke_sessions, ..Effects::default() };
+        match self.users.update_user(&user, &Guard::None, &effects).await {
             Ok(()) => {
                 // After the commit, as upstream: a failure is only logged, a reply's
                 // metadata is stored and shown in the response.
@@ -505,7 +511,7 @@ mod tests {
     fn ctx() -> Ctx {
         let env = Env::from_pairs([("GOTRUE_JWT_SECRET", SECRET), ("GOTRUE_JWT_AUD", "api.netlify.com")]);
         let config = Config::from_env(&env).unwrap();
-        Ctx { instance_id: Uuid::nil(), config: Arc::new(config.instance), aud_header: None, referrer: None }
+        Ctx::new(Uuid::nil(), Arc::new(config.instance))
     }
 
     fn service(users: MockUserStore, settings: AdminSettings) -> Service {
@@ -615,6 +621,23 @@ mod tests {
         let p = AdminUserParams { email: "new@example.com".into(), confirm: true, ..AdminUserParams::default() };
         let u = s.admin_create_user(&ctx(), &admin, p).await.unwrap();
         assert_eq!(u.app_metadata, Some(json!({"provider": "email"}).as_object().cloned().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn an_admin_change_of_address_ends_the_users_sessions_a_role_change_does_not() {
+        for (email, role, revokes) in [("moved@example.com", "", true), ("", "editor", false)] {
+            let mut users = MockUserStore::new();
+            users.expect_find_user_by_email().returning(|_, _, _| Ok(None));
+            users
+                .expect_update_user()
+                .withf(move |_, _, e| e.revoke_sessions == revokes && e.keep_session.is_none())
+                .times(1)
+                .returning(|_, _, _| Ok(()));
+            let s = service(users, AdminSettings::default());
+            let admin = Admin { principal: Principal::SystemUser, request_aud: "api.netlify.com".into() };
+            let p = AdminUserParams { email: email.into(), role: role.into(), ..AdminUserParams::default() };
+            s.admin_update_user(&ctx(), &admin, Target(user("api.netlify.com", "")), p).await.unwrap();
+        }
     }
 
     #[tokio::test]

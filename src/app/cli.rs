@@ -39,7 +39,7 @@ pub struct CreateUser {
 }
 
 fn cli_ctx(config: Arc<InstanceConfig>, instance_id: Uuid) -> Ctx {
-    Ctx { instance_id, config, aud_header: None, referrer: None }
+    Ctx::new(instance_id, config)
 }
 
 impl Service {
@@ -53,7 +53,7 @@ impl Service {
         if c.password.expose_secret().is_empty() {
             return Err(AuthError::PasswordRequired);
         }
-        Self::check_password(&ctx, &c.password)?;
+        self.check_password(&ctx, &c.password).await?;
         let aud = c.aud.filter(|a| !a.is_empty()).unwrap_or_else(|| ctx.config.jwt.aud.clone());
         if self.users.find_user_by_email(ctx.instance_id, &aud, &email.key()).await.context("Database error finding user")?.is_some() {
             return Err(AuthError::UserExists);

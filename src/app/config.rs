@@ -271,6 +271,10 @@ pub struct RateLimitConfig {
     pub verify: u32,
     /// `POST /invite` per client.
     pub invite: u32,
+    /// `PUT /user` per client (`GOTRUE_RATE_LIMIT_USER`).
+    pub user: u32,
+    /// The admin API (`/admin/*`, all methods together) per client (`GOTRUE_RATE_LIMIT_ADMIN`).
+    pub admin: u32,
     /// `GOTRUE_RATE_LIMIT_EMAIL_SENT`: mails to one address per hour (0: no limit).
     pub email_sent: u32,
     /// `GOTRUE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
@@ -305,8 +309,40 @@ impl RateLimitConfig {
             recover: limit("RATE_LIMIT_RECOVER", 150)?,
             verify: limit("RATE_LIMIT_VERIFY", 300)?,
             invite: limit("RATE_LIMIT_INVITE", 300)?,
+            user: limit("RATE_LIMIT_USER", 300)?,
+            admin: limit("RATE_LIMIT_ADMIN", 3000)?,
             email_sent: limit("RATE_LIMIT_EMAIL_SENT", 30)?,
             trusted_proxies,
+        })
+    }
+}
+
+/// The public HaveIBeenPwned range API.
+pub const DEFAULT_HIBP_URL: &str = "https://api.pwnedpasswords.com";
+
+/// `GOTRUE_PASSWORD_HIBP_*` (ours): the breached-password check of new passwords.
+#[derive(Debug, Clone)]
+pub struct HibpConfig {
+    /// `GOTRUE_PASSWORD_HIBP_ENABLED` (default off): refuse passwords the range API knows.
+    pub enabled: bool,
+    /// `GOTRUE_PASSWORD_HIBP_URL`: base URL of the range API (`<url>/range/<prefix>`).
+    pub url: String,
+    /// `GOTRUE_PASSWORD_HIBP_TIMEOUT` (default 2s): beyond it the password is accepted
+    /// unchecked (fail open) and a warning logged.
+    pub timeout: Duration,
+}
+
+impl HibpConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.string("PASSWORD_HIBP_URL", "");
+        let url = if url.trim().is_empty() { DEFAULT_HIBP_URL.to_owned() } else { url.trim().to_owned() };
+        if url::Url::parse(&url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            return Err(invalid("GOTRUE_PASSWORD_HIBP_URL", format!("{url:?} is not an http(s) URL")));
+        }
+        Ok(Self {
+            enabled: env.bool("PASSWORD_HIBP_ENABLED", false)?,
+            url,
+            timeout: nonzero_duration(env, "PASSWORD_HIBP_TIMEOUT", Duration::from_secs(2))?,
         })
     }
 }
@@ -613,6 +649,21 @@ pub struct InstanceConfig {
     pub cookie: CookieConfig,
     /// Password rules and hashing.
     pub password: PasswordConfig,
+    /// Refresh-token sessions: reuse window and lifetimes.
+    pub sessions: SessionConfig,
+}
+
+/// Refresh-token sessions (ours; the reuse interval keeps the name Supabase's fork uses).
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    /// `GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL`: how long after its rotation a refresh
+    /// token presented again is answered with the session's current token (concurrent tabs)
+    /// rather than treated as stolen. Zero: never.
+    pub reuse_interval: Duration,
+    /// `GOTRUE_SESSIONS_TIMEBOX`: absolute session lifetime from login. Zero: none.
+    pub timebox: Duration,
+    /// `GOTRUE_SESSIONS_INACTIVITY_TIMEOUT`: a session not refreshed for this long ends. Zero: none.
+    pub inactivity_timeout: Duration,
 }
 
 /// `GOTRUE_ADMIN_*` (ours).
@@ -646,6 +697,8 @@ pub struct Config {
     pub rate_limit_header: String,
     /// Our per-client and per-address limits (`GOTRUE_RATE_LIMIT_*`).
     pub rate_limit: RateLimitConfig,
+    /// The breached-password check (`GOTRUE_PASSWORD_HIBP_*`).
+    pub hibp: HibpConfig,
     /// Whether `SITE_URL` was given (else it defaults to our own address).
     pub site_url_configured: bool,
     /// The site's configuration.
@@ -813,6 +866,7 @@ impl Config {
             },
             rate_limit_header: env.string("RATE_LIMIT_HEADER", ""),
             rate_limit: RateLimitConfig::from_env(env)?,
+            hibp: HibpConfig::from_env(env)?,
             site_url_configured: !site_url.is_empty(),
             instance: InstanceConfig {
                 site_url,
@@ -874,6 +928,11 @@ impl Config {
                     secret: env.secret("WEBHOOK_SECRET", &[]),
                     events: env.list("WEBHOOK_EVENTS"),
                     allow_private: env.bool("WEBHOOK_ALLOW_PRIVATE", false)?,
+                },
+                sessions: SessionConfig {
+                    reuse_interval: env.duration("SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", Duration::from_secs(10))?,
+                    timebox: env.duration("SESSIONS_TIMEBOX", Duration::ZERO)?,
+                    inactivity_timeout: env.duration("SESSIONS_INACTIVITY_TIMEOUT", Duration::ZERO)?,
                 },
                 cookie: CookieConfig {
                     key: {
@@ -973,6 +1032,24 @@ mod tests {
         assert_eq!(c.api.cors_allowed_origins, vec!["https://a.example", "http://b.example:8080"]);
         assert_eq!(c.instance.cookie.secure, Some(false));
         assert!(Config::from_env(&Env::from_pairs([("GOTRUE_COOKIE_SECURE", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn session_settings_default_and_parse() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(c.instance.sessions.reuse_interval, Duration::from_secs(10));
+        assert!(c.instance.sessions.timebox.is_zero());
+        assert!(c.instance.sessions.inactivity_timeout.is_zero());
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0"),
+            ("GOTRUE_SESSIONS_TIMEBOX", "24h"),
+            ("GOTRUE_SESSIONS_INACTIVITY_TIMEOUT", "1800"),
+        ]))
+        .unwrap();
+        assert!(c.instance.sessions.reuse_interval.is_zero());
+        assert_eq!(c.instance.sessions.timebox, Duration::from_secs(86_400));
+        assert_eq!(c.instance.sessions.inactivity_timeout, Duration::from_secs(1800));
+        assert!(Config::from_env(&Env::from_pairs([("GOTRUE_SESSIONS_TIMEBOX", "soon")])).is_err());
     }
 
     #[test]
@@ -1080,5 +1157,23 @@ mod tests {
         assert_eq!(c.instance.site_url, "https://site.example");
         assert_ne!(env.vars.get("PATH").map(String::as_str), Some("nope"));
         assert!(Env::load(Some(&dir.path().join("missing.env"))).is_err());
+    }
+
+    #[test]
+    fn breached_password_check_is_off_by_default_and_validates_its_url() {
+        let c = Config::from_env(&Env::from_pairs([("GOTRUE_JWT_SECRET", "x")])).unwrap();
+        assert!(!c.hibp.enabled);
+        assert_eq!(c.hibp.url, DEFAULT_HIBP_URL);
+        assert_eq!(c.hibp.timeout, Duration::from_secs(2));
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_PASSWORD_HIBP_ENABLED", "true"),
+            ("GOTRUE_PASSWORD_HIBP_URL", "http://127.0.0.1:9/"),
+            ("GOTRUE_PASSWORD_HIBP_TIMEOUT", "500ms"),
+        ]))
+        .unwrap();
+        assert!(c.hibp.enabled);
+        assert_eq!(c.hibp.timeout, Duration::from_millis(500));
+        let err = Config::from_env(&Env::from_pairs([("GOTRUE_PASSWORD_HIBP_URL", "ftp://x")])).unwrap_err();
+        assert!(err.to_string().contains("GOTRUE_PASSWORD_HIBP_URL"), "{err}");
     }
 }

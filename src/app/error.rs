@@ -23,6 +23,9 @@ pub enum AuthError {
     /// The new password breaks the policy.
     #[error("{0}")]
     WeakPassword(String),
+    /// The new password is known from a published breach (`GOTRUE_PASSWORD_HIBP_ENABLED`).
+    #[error("This password has appeared in a data breach and cannot be used; please choose a different one")]
+    BreachedPassword,
     /// The email is missing or malformed.
     #[error(transparent)]
     Email(#[from] EmailError),

@@ -282,8 +282,12 @@ impl Service {
             exp: self.now().timestamp() + state::STATE_TTL_SECS,
             site_url: ctx.config.site_url.clone(),
             id: ctx.instance_id.to_string(),
-            netlify_id: String::new(),
-            function_hooks: Map::new(),
+            netlify_id: ctx.netlify_id.clone(),
+            function_hooks: ctx
+                .function_hooks
+                .iter()
+                .map(|(event, urls)| (event.clone(), Value::Array(urls.iter().cloned().map(Value::String).collect())))
+                .collect::<Map<String, Value>>(),
             provider: name.clone(),
             invite,
             referrer: urls::kept_referrer(ctx.referrer.as_deref(), &ctx.config.site_url),
@@ -376,7 +380,7 @@ impl Service {
             }
             (SignedIn::User(user, Some(grant)), None) => {
                 tracing::info!(action = "login", login_method = "external", provider = %name, instance_id = %ctx.instance_id, user_id = %user.id, "Login");
-                Ok(CallbackOutcome::Tokens(self.token_response(ctx, &user, grant.secret, now)?))
+                Ok(CallbackOutcome::Tokens(self.token_response(ctx, &user, grant.secret, grant.session, now)?))
             }
             (SignedIn::User(_, None), None) => Err(AuthError::internal("Database error granting user", "no refresh token was issued")),
         }
@@ -665,6 +669,6 @@ impl Service {
         let grant = self.new_grant(&user, now);
         self.tokens.grant_refresh_token(&grant.row, &[]).await.context("Database error granting user")?;
         tracing::info!(action = "login", login_method = "authorization_code", instance_id = %ctx.instance_id, user_id = %user.id, "Login");
-        self.token_response(ctx, &user, grant.secret, now)
+        self.token_response(ctx, &user, grant.secret, grant.session, now)
     }
 }

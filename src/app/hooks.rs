@@ -46,10 +46,19 @@ impl Service {
     pub fn hook_destinations(ctx: &Ctx, event: HookEvent) -> Result<Vec<HookDestination>, AuthError> {
         let w = &ctx.config.webhook;
         if w.url.is_empty() {
-            // TODO(#10): function hooks of multi-instance mode (the `function_hooks` claim of
-            // the operator's signed header, signed with the instance's JWT secret) go here;
-            // `fire_hooks` already takes any list of destinations.
-            return Ok(Vec::new());
+            // Function hooks of multi-instance mode (the `function_hooks` claim of the
+            // operator's signature or the OAuth state), signed with the instance's JWT
+            // secret; `WEBHOOK_EVENTS` does not apply to them (HOOKS_AND_MAIL.md 1.2).
+            let Some(urls) = ctx.function_hooks.get(event.as_str()) else {
+                return Ok(Vec::new());
+            };
+            return urls
+                .iter()
+                .map(|u| {
+                    let url = resolve_hook_url(u, &ctx.config.site_url).map_err(|e| AuthError::internal("Internal server error", e))?;
+                    Ok(HookDestination { url, signing_key: ctx.config.jwt.secret.clone() })
+                })
+                .collect();
         }
         if !w.events.iter().any(|e| e == event.as_str()) {
             return Ok(Vec::new());
@@ -162,7 +171,7 @@ mod tests {
             pairs.push((k, v));
         }
         let config = Config::from_env(&Env::from_pairs(pairs)).unwrap();
-        Ctx { instance_id: Uuid::nil(), config: Arc::new(config.instance), aud_header: None, referrer: None }
+        Ctx::new(Uuid::nil(), Arc::new(config.instance))
     }
 
     fn service(users: MockUserStore, hasher: MockPasswordHasher, hooks: MockHookSender) -> Service {

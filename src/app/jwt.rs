@@ -26,13 +26,17 @@ pub struct AccessClaims<'a> {
     pub app_metadata: &'a Metadata,
     /// User metadata.
     pub user_metadata: &'a Metadata,
+    /// The refresh-token session the token was issued with (ours, after upstream's claims;
+    /// omitted when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 /// Signs an access token for `user`, expiring at `exp`.
 ///
 /// # Errors
 /// The signing library's error.
-pub fn sign(user: &User, exp: i64, secret: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn sign(user: &User, exp: i64, session_id: Option<uuid::Uuid>, secret: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(KID.to_owned());
     let claims = AccessClaims {
@@ -42,6 +46,7 @@ pub fn sign(user: &User, exp: i64, secret: &[u8]) -> Result<String, jsonwebtoken
         email: &user.email,
         app_metadata: &user.app_metadata,
         user_metadata: &user.user_metadata,
+        session_id: session_id.map(|s| s.to_string()),
     };
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
 }
@@ -58,6 +63,9 @@ pub struct VerifiedClaims {
     /// Email.
     #[serde(default)]
     pub email: String,
+    /// The session the token was issued with (absent from tokens minted elsewhere).
+    #[serde(default)]
+    pub session_id: Option<Value>,
     #[serde(default)]
     exp: Option<Value>,
     /// Present only in webhook signatures (the body digest): never an access token.
@@ -77,6 +85,12 @@ impl VerifiedClaims {
     #[must_use]
     pub fn aud(&self) -> &str {
         self.aud.as_ref().and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The `session_id` claim when it is a UUID.
+    #[must_use]
+    pub fn session_id(&self) -> Option<uuid::Uuid> {
+        self.session_id.as_ref().and_then(Value::as_str).and_then(|s| uuid::Uuid::parse_str(s).ok())
     }
 }
 
@@ -162,7 +176,7 @@ mod tests {
 
     #[test]
     fn header_has_kid_and_aud_is_a_string() {
-        let t = sign(&user(), 4_000_000_000, b"secret").unwrap();
+        let t = sign(&user(), 4_000_000_000, None, b"secret").unwrap();
         assert_eq!(part(&t, 0)["kid"], "nf-ident");
         assert_eq!(part(&t, 1)["aud"], "myapp");
         let keys: Vec<String> = part(&t, 1).as_object().unwrap().keys().cloned().collect();
@@ -172,8 +186,22 @@ mod tests {
     }
 
     #[test]
+    fn the_session_id_claim_comes_after_upstreams_claims() {
+        let sid = Uuid::new_v4();
+        let t = sign(&user(), 4_000_000_000, Some(sid), b"secret").unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap();
+        let raw = String::from_utf8(raw).unwrap();
+        let order: Vec<usize> = ["\"aud\"", "\"exp\"", "\"sub\"", "\"email\"", "\"app_metadata\"", "\"user_metadata\"", "\"session_id\""]
+            .iter()
+            .map(|k| raw.find(k).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{raw}");
+        assert_eq!(verify(&t, b"secret", 1, None).unwrap().session_id(), Some(sid));
+    }
+
+    #[test]
     fn rejects_wrong_key_expired_and_array_aud() {
-        let t = sign(&user(), 100, b"secret").unwrap();
+        let t = sign(&user(), 100, None, b"secret").unwrap();
         assert!(verify(&t, b"other", 1, None).is_err());
         assert_eq!(verify(&t, b"secret", 101, None).unwrap_err(), "token is expired");
         let arr = jsonwebtoken::encode(

@@ -17,6 +17,7 @@ use crate::domain::password::{PasswordPolicy, BCRYPT_MAX_BYTES, MAX_PASSWORD_BYT
 use crate::domain::token::NewToken;
 use crate::domain::user::User;
 use crate::ports::audit::AuditStore;
+use crate::ports::breached::BreachedPasswords;
 use crate::ports::clock::Clock;
 use crate::ports::external::ProviderRegistry;
 use crate::ports::flows::FlowStore;
@@ -73,6 +74,8 @@ pub struct Service {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     /// Mails one address may receive per [`EMAIL_SENT_WINDOW`] (0: no limit).
     pub(crate) email_sent_limit: u32,
+    /// The breached-password corpus, when `GOTRUE_PASSWORD_HIBP_ENABLED` is on.
+    pub(crate) breached: Option<Arc<dyn BreachedPasswords>>,
 }
 
 /// What a request brings to a use case: its tenant, configuration and audience.
@@ -86,9 +89,39 @@ pub struct Ctx {
     pub aud_header: Option<String>,
     /// The request's `Referer`, for mail links.
     pub referrer: Option<String>,
+    /// Multi-instance mode: the `netlify_id` claim of the operator's signature.
+    pub netlify_id: String,
+    /// Multi-instance mode: hook URLs by event (the `function_hooks` claim).
+    pub function_hooks: Arc<super::instances::FunctionHooks>,
+    /// Multi-instance mode: the instance's own mail delivery (else the service's).
+    pub mailer: Option<CtxMailer>,
+}
+
+/// The mailer of a request's instance.
+#[derive(Clone)]
+pub struct CtxMailer(pub Arc<dyn Mailer>);
+
+impl std::fmt::Debug for CtxMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CtxMailer")
+    }
 }
 
 impl Ctx {
+    /// A context for `instance_id` with `config`, no request headers and no function hooks.
+    #[must_use]
+    pub fn new(instance_id: Uuid, config: Arc<InstanceConfig>) -> Self {
+        Self {
+            instance_id,
+            config,
+            aud_header: None,
+            referrer: None,
+            netlify_id: String::new(),
+            function_hooks: Arc::default(),
+            mailer: None,
+        }
+    }
+
     /// The request's audience (API.md 3.7) given the verified token's `aud`, if any.
     #[must_use]
     pub fn aud(&self, token_aud: Option<&str>) -> String {
@@ -177,6 +210,8 @@ impl std::fmt::Debug for TokenResponse {
 pub(crate) struct Grant {
     pub(crate) row: NewRefreshToken,
     pub(crate) secret: String,
+    /// The session (also in `row`, which the write consumes).
+    pub(crate) session: Uuid,
 }
 
 impl Service {
@@ -198,7 +233,16 @@ impl Service {
             admin: Arc::new(AdminSettings::default()),
             limiter: Arc::new(NoRateLimit),
             email_sent_limit: 0,
+            breached: None,
         }
+    }
+
+    /// Refuses new passwords that `corpus` knows from breaches; when it cannot answer the
+    /// password is accepted and a warning logged (fail open).
+    #[must_use]
+    pub fn with_breached_passwords(mut self, corpus: Option<Arc<dyn BreachedPasswords>>) -> Self {
+        self.breached = corpus;
+        self
     }
 
     /// Counts `/recover` requests and mails per address with `limiter`; at most
@@ -231,11 +275,43 @@ impl Service {
         self.clock.now()
     }
 
+    /// The refresh token of a login: it starts a new session. Its secret is not sealed: no
+    /// earlier token of the session can be replayed to ask for it.
     pub(crate) fn new_grant(&self, user: &User, now: DateTime<Utc>) -> Grant {
         let t = NewToken::generate();
+        let session_id = Uuid::new_v4();
         Grant {
-            row: NewRefreshToken { instance_id: user.instance_id, user_id: user.id, token: t.digest, created_at: now },
+            row: NewRefreshToken {
+                instance_id: user.instance_id,
+                user_id: user.id,
+                token: t.digest,
+                created_at: now,
+                session_id,
+                session_started_at: now,
+                sealed: None,
+            },
             secret: t.secret,
+            session: session_id,
+        }
+    }
+
+    /// The refresh token that replaces one of `session_id`: the session's new current token,
+    /// its secret sealed for the reuse window.
+    pub(crate) fn rotation_grant(ctx: &Ctx, user: &User, now: DateTime<Utc>, session_id: Uuid, session_started_at: DateTime<Utc>) -> Grant {
+        let t = NewToken::generate();
+        let sealed = crate::domain::session::seal(ctx.jwt_secret(), session_id, &t.secret);
+        Grant {
+            row: NewRefreshToken {
+                instance_id: user.instance_id,
+                user_id: user.id,
+                token: t.digest,
+                created_at: now,
+                session_id,
+                session_started_at,
+                sealed,
+            },
+            secret: t.secret,
+            session: session_id,
         }
     }
 
@@ -245,10 +321,12 @@ impl Service {
         ctx: &Ctx,
         user: &User,
         refresh_secret: String,
+        session_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<TokenResponse, AuthError> {
         let exp_secs = i64::try_from(ctx.config.jwt.exp.as_secs()).unwrap_or(3600);
-        let access_token = jwt::sign(user, now.timestamp() + exp_secs, ctx.jwt_secret()).context("error generating jwt token")?;
+        let access_token =
+            jwt::sign(user, now.timestamp() + exp_secs, Some(session_id), ctx.jwt_secret()).context("error generating jwt token")?;
         Ok(TokenResponse { access_token, token_type: "bearer", expires_in: exp_secs, refresh_token: refresh_secret })
     }
 
@@ -266,9 +344,19 @@ impl Service {
         Ok(())
     }
 
-    /// Checks a new password against the policy.
-    pub(crate) fn check_password(ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
-        ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))
+    /// Checks a new password against the policy, then (when configured) against the
+    /// breached-password corpus, failing open when the corpus cannot answer.
+    pub(crate) async fn check_password(&self, ctx: &Ctx, password: &SecretString) -> Result<(), AuthError> {
+        ctx.password_policy().check(password.expose_secret()).map_err(|e| AuthError::WeakPassword(e.to_string()))?;
+        if let Some(corpus) = &self.breached {
+            match corpus.times_seen(password).await {
+                Ok(0) => {}
+                Ok(_) => return Err(AuthError::BreachedPassword),
+                // The error names the service and the failure, never the password.
+                Err(e) => tracing::warn!(error = %e, "breached-password check skipped: password accepted unchecked"),
+            }
+        }
+        Ok(())
     }
 
     /// Sends one of the four mails with a link carrying `token`.
@@ -302,6 +390,9 @@ impl Service {
                 return Ok(());
             }
         }
-        self.mailer.send(&mail).await
+        match &ctx.mailer {
+            Some(CtxMailer(m)) => m.send(&mail).await,
+            None => self.mailer.send(&mail).await,
+        }
     }
 }

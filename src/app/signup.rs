@@ -35,7 +35,7 @@ impl Service {
             return Err(AuthError::PasswordRequired);
         }
         let email = ctx.parse_email(&p.email)?;
-        Self::check_password(ctx, &p.password)?;
+        self.check_password(ctx, &p.password).await?;
         let aud = ctx.aud(None);
         let existing = self.users.find_user_by_email(ctx.instance_id, &aud, &email.key()).await.context("Database error finding user")?;
         match existing {

@@ -63,7 +63,7 @@ fn ctx_with(extra: &[(&str, &str)]) -> Ctx {
         vec![("GOTRUE_JWT_SECRET", SECRET), ("GOTRUE_JWT_AUD", AUD), ("GOTRUE_SITE_URL", SITE), ("GOTRUE_JWT_DEFAULT_GROUP_NAME", GROUP)];
     pairs.extend_from_slice(extra);
     let config = Config::from_env(&Env::from_pairs(pairs)).expect("test configuration");
-    Ctx { instance_id: instance(), config: Arc::new(config.instance), aud_header: None, referrer: None }
+    Ctx::new(instance(), Arc::new(config.instance))
 }
 
 fn ctx() -> Ctx {
@@ -648,6 +648,23 @@ async fn password_grant_success_records_login_and_grants_a_refresh_token() {
 }
 
 #[tokio::test]
+async fn password_grant_ends_a_pending_recovery() {
+    let mut user = confirmed_user();
+    user.recovery_token = "h1:pending".into();
+    let mut m = Mocks::new();
+    m.user_by_email(EMAIL, Some(user));
+    m.verify_answers(PASSWORD, verified(true, false));
+    let updates = m.record_logins(1);
+    m.users.expect_update_user().never();
+    let svc = m.service();
+
+    svc.password_grant(&ctx(), EMAIL, secret(PASSWORD)).await.unwrap();
+
+    let (stored, _, _) = updates.one();
+    assert_eq!(stored.recovery_token, "");
+}
+
+#[tokio::test]
 async fn password_grant_rehashes_an_outdated_hash() {
     let mut m = Mocks::new();
     m.user_by_email(EMAIL, Some(confirmed_user()));
@@ -685,8 +702,47 @@ async fn password_grant_user_without_a_stored_hash_never_logs_in() {
 
 const RT: &str = "presented-refresh-token";
 
+/// A token row as upstream wrote it: no session.
 fn refresh_row(user: &User, age: Duration, revoked: bool) -> RefreshToken {
-    RefreshToken { instance_id: user.instance_id, id: 7, token: digest(RT), user_id: user.id, revoked, created_at: now() - age }
+    RefreshToken {
+        instance_id: user.instance_id,
+        id: 7,
+        token: digest(RT),
+        user_id: user.id,
+        revoked,
+        created_at: now() - age,
+        updated_at: Some(now() - age),
+        session_id: None,
+        session_started_at: None,
+        sealed: None,
+    }
+}
+
+/// The session of the rows [`session_row`] builds.
+fn session() -> Uuid {
+    Uuid::from_u128(0x5e55_1011)
+}
+
+/// A token of [`session`], which started a day ago; issued `age` ago and, when `rotated`,
+/// rotated out `rotated` ago.
+fn session_row(user: &User, age: Duration, rotated: Option<Duration>) -> RefreshToken {
+    RefreshToken {
+        revoked: rotated.is_some(),
+        updated_at: Some(now() - rotated.unwrap_or(age)),
+        session_id: Some(session()),
+        session_started_at: Some(now() - Duration::days(1)),
+        ..refresh_row(user, age, false)
+    }
+}
+
+/// The session's current token, whose secret is `secret`, sealed with [`SECRET`].
+fn current_row(user: &User, secret: &str) -> RefreshToken {
+    RefreshToken {
+        id: 8,
+        token: digest(secret),
+        sealed: crate::domain::session::seal(SECRET.as_bytes(), session(), secret),
+        ..session_row(user, Duration::seconds(3), None)
+    }
 }
 
 impl Mocks {
@@ -740,7 +796,36 @@ async fn refresh_grant_token_of_another_instance_is_invalid() {
 }
 
 #[tokio::test]
-async fn refresh_grant_revoked_token_is_invalid_and_clears_the_cookie() {
+async fn refresh_grant_of_a_user_unconfirmed_since_the_login_is_invalid() {
+    let mut user = confirmed_user();
+    user.confirmed_at = None;
+    let mut m = Mocks::new();
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
+    m.tokens.expect_rotate_refresh_token().never();
+    let svc = m.service();
+
+    let err = svc.refresh_grant(&ctx(), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: false }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_naming_another_audience_is_invalid() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
+    m.tokens.expect_rotate_refresh_token().never();
+    let svc = m.service();
+    let mut other = ctx();
+    other.aud_header = Some(format!("{}-other", user.aud));
+
+    let err = svc.refresh_grant(&other, RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: false }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_revoked_upstream_token_is_invalid_and_clears_the_cookie() {
     let user = confirmed_user();
     let mut m = Mocks::new();
     m.refresh_session(Some(refresh_row(&user, Duration::hours(1), true)), Some(user.clone()));
@@ -771,11 +856,206 @@ async fn refresh_grant_losing_a_concurrent_rotation_is_invalid() {
     let mut m = Mocks::new();
     m.refresh_session(Some(refresh_row(&user, Duration::hours(1), false)), Some(user.clone()));
     m.tokens.expect_rotate_refresh_token().times(1).returning(|_, _, _| Err(StoreError::Conflict));
+    m.tokens.expect_find_refresh_token().times(1).returning(|_| Ok(None));
     let svc = m.service();
 
     let err = svc.refresh_grant(&ctx(), RT).await.unwrap_err();
 
     assert!(matches!(err, AuthError::InvalidRefreshToken { .. }), "{err:?}");
+}
+
+/// The claims of the access token in `resp`, checking the refresh token is `expected`.
+fn assert_current_token(resp: &TokenResponse, user: &User, expected: &str) {
+    assert_eq!(resp.refresh_token, expected);
+    let claims = access_claims(&resp.access_token);
+    assert_eq!(claims["sub"], json!(user.id.to_string()));
+    assert_eq!(claims["session_id"], json!(session().to_string()));
+    assert_eq!(claims["exp"], json!(now().timestamp() + 3600));
+}
+
+#[tokio::test]
+async fn refresh_grant_rotated_token_within_the_window_gets_the_current_token_without_a_write() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(session_row(&user, Duration::minutes(5), Some(Duration::seconds(10)))), Some(user.clone()));
+    let current = current_row(&user, "the-winners-token");
+    m.tokens.expect_current_session_token().withf(|s| *s == session()).times(1).returning(move |_| Ok(Some(current.clone())));
+    m.tokens.expect_rotate_refresh_token().never();
+    m.tokens.expect_revoke_session().never();
+    let svc = m.service();
+
+    let resp = svc.refresh_grant(&ctx(), RT).await.unwrap();
+
+    assert_current_token(&resp, &user, "the-winners-token");
+}
+
+#[tokio::test]
+async fn refresh_grant_rotated_token_after_the_window_revokes_the_session() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(session_row(&user, Duration::minutes(5), Some(Duration::seconds(11)))), Some(user.clone()));
+    m.tokens.expect_current_session_token().never();
+    m.tokens.expect_rotate_refresh_token().never();
+    let revoked = Recorder::new();
+    let r = revoked.clone();
+    m.tokens.expect_revoke_session().times(1).returning(move |s, a| {
+        r.push((s, a.to_vec()));
+        Ok(())
+    });
+    let svc = m.service();
+
+    let err = svc.refresh_grant(&ctx(), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: true }), "{err:?}");
+    let (sid, audit) = revoked.one();
+    assert_eq!(sid, session());
+    assert_eq!(actions(&audit), ["token_revoked"]);
+    assert_eq!(audit[0].payload["traits"]["reason"], json!("refresh_token_reused"));
+    assert_eq!(audit[0].payload["traits"]["session_id"], json!(session().to_string()));
+}
+
+#[tokio::test]
+async fn refresh_grant_with_interval_zero_revokes_the_session_at_once() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(session_row(&user, Duration::minutes(5), Some(Duration::zero()))), Some(user.clone()));
+    m.tokens.expect_current_session_token().never();
+    m.tokens.expect_revoke_session().withf(|s, _| *s == session()).times(1).returning(|_, _| Ok(()));
+    let svc = m.service();
+
+    let err = svc.refresh_grant(&ctx_with(&[("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0")]), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: true }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_sealed_token_that_does_not_open_is_as_outside_the_window() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(session_row(&user, Duration::minutes(5), Some(Duration::seconds(1)))), Some(user.clone()));
+    let mut current = current_row(&user, "x");
+    current.sealed = crate::domain::session::seal(b"an older JWT secret", session(), "x");
+    m.tokens.expect_current_session_token().times(1).returning(move |_| Ok(Some(current.clone())));
+    m.tokens.expect_revoke_session().withf(|s, _| *s == session()).times(1).returning(|_, _| Ok(()));
+    let svc = m.service();
+
+    let err = svc.refresh_grant(&ctx(), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: true }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_losing_a_race_within_the_window_gets_the_winners_token() {
+    let user = confirmed_user();
+    let row = session_row(&user, Duration::minutes(5), None);
+    let mut m = Mocks::new();
+    m.refresh_session(Some(row.clone()), Some(user.clone()));
+    m.tokens.expect_rotate_refresh_token().times(1).returning(|_, _, _| Err(StoreError::Conflict));
+    let reread = RefreshToken { revoked: true, updated_at: Some(now()), ..row };
+    m.tokens.expect_find_refresh_token().withf(|d| d == digest(RT)).times(1).returning(move |_| Ok(Some(reread.clone())));
+    let current = current_row(&user, "the-winners-token");
+    m.tokens.expect_current_session_token().times(1).returning(move |_| Ok(Some(current.clone())));
+    m.tokens.expect_revoke_session().never();
+    let svc = m.service();
+
+    let resp = svc.refresh_grant(&ctx(), RT).await.unwrap();
+
+    assert_current_token(&resp, &user, "the-winners-token");
+}
+
+#[tokio::test]
+async fn refresh_grant_losing_a_race_with_interval_zero_is_refused_without_revoking() {
+    let user = confirmed_user();
+    let row = session_row(&user, Duration::minutes(5), None);
+    let mut m = Mocks::new();
+    m.refresh_session(Some(row.clone()), Some(user.clone()));
+    m.tokens.expect_rotate_refresh_token().times(1).returning(|_, _, _| Err(StoreError::Conflict));
+    let reread = RefreshToken { revoked: true, updated_at: Some(now()), ..row };
+    m.tokens.expect_find_refresh_token().times(1).returning(move |_| Ok(Some(reread.clone())));
+    m.tokens.expect_revoke_session().never();
+    let svc = m.service();
+
+    let err = svc.refresh_grant(&ctx_with(&[("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0")]), RT).await.unwrap_err();
+
+    assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: true }), "{err:?}");
+}
+
+#[tokio::test]
+async fn refresh_grant_past_the_timebox_or_idle_timeout_revokes_the_session() {
+    let user = confirmed_user();
+    // The session started a day ago; the token was issued 2 hours ago.
+    for (var, value, expired) in [
+        ("GOTRUE_SESSIONS_TIMEBOX", "23h", true),
+        ("GOTRUE_SESSIONS_TIMEBOX", "25h", false),
+        ("GOTRUE_SESSIONS_INACTIVITY_TIMEOUT", "1h", true),
+        ("GOTRUE_SESSIONS_INACTIVITY_TIMEOUT", "3h", false),
+    ] {
+        let mut m = Mocks::new();
+        m.refresh_session(Some(session_row(&user, Duration::hours(2), None)), Some(user.clone()));
+        if expired {
+            m.tokens.expect_rotate_refresh_token().never();
+            let revoked = Recorder::new();
+            let r = revoked.clone();
+            m.tokens.expect_revoke_session().times(1).returning(move |s, a| {
+                r.push((s, a.to_vec()));
+                Ok(())
+            });
+            let err = m.service().refresh_grant(&ctx_with(&[(var, value)]), RT).await.unwrap_err();
+            assert!(matches!(err, AuthError::InvalidRefreshToken { clear_cookie: true }), "{var}={value}: {err:?}");
+            let (sid, audit) = revoked.one();
+            assert_eq!(sid, session());
+            assert_eq!(audit[0].payload["traits"]["reason"], json!("session_expired"));
+        } else {
+            m.tokens.expect_rotate_refresh_token().times(1).returning(|_, _, _| Ok(()));
+            m.tokens.expect_revoke_session().never();
+            m.service().refresh_grant(&ctx_with(&[(var, value)]), RT).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn refresh_grant_keeps_the_session_and_seals_the_new_token() {
+    let user = confirmed_user();
+    let row = session_row(&user, Duration::minutes(5), None);
+    let mut m = Mocks::new();
+    m.refresh_session(Some(row.clone()), Some(user.clone()));
+    let rotations = Recorder::new();
+    let r = rotations.clone();
+    m.tokens.expect_rotate_refresh_token().times(1).returning(move |_, new, _| {
+        r.push(new.clone());
+        Ok(())
+    });
+    let svc = m.service();
+
+    let resp = svc.refresh_grant(&ctx(), RT).await.unwrap();
+
+    let new = rotations.one();
+    assert_eq!(new.session_id, session());
+    assert_eq!(Some(new.session_started_at), row.session_started_at);
+    let sealed = new.sealed.expect("the new current token is sealed");
+    assert!(!sealed.contains(&resp.refresh_token));
+    assert_eq!(crate::domain::session::open(SECRET.as_bytes(), session(), &sealed), Some(resp.refresh_token.clone()));
+    assert_current_token(&resp, &user, &resp.refresh_token);
+}
+
+#[tokio::test]
+async fn refresh_grant_of_an_upstream_token_starts_a_session() {
+    let user = confirmed_user();
+    let mut m = Mocks::new();
+    m.refresh_session(Some(refresh_row(&user, Duration::days(3), false)), Some(user.clone()));
+    let rotations = Recorder::new();
+    let r = rotations.clone();
+    m.tokens.expect_rotate_refresh_token().times(1).returning(move |_, new, _| {
+        r.push(new.clone());
+        Ok(())
+    });
+    let svc = m.service();
+
+    let resp = svc.refresh_grant(&ctx_with(&[("GOTRUE_SESSIONS_TIMEBOX", "1h")]), RT).await.unwrap();
+
+    let new = rotations.one();
+    assert_eq!(new.session_started_at, now(), "the session starts at its first refresh");
+    assert_eq!(access_claims(&resp.access_token)["session_id"], json!(new.session_id.to_string()));
 }
 
 #[tokio::test]
@@ -895,6 +1175,7 @@ async fn verify_signup_confirms_and_logs_in() {
     assert_eq!(stored.last_sign_in_at, Some(now()));
     assert_eq!(stored.encrypted_password, STORED_HASH);
     assert_eq!(actions(&effects.audit), ["user_signedup"]);
+    assert!(!effects.revoke_sessions, "a confirmation ends no session");
     assert_grant(&effects.grant.expect("a grant"), &user, &resp);
 }
 
@@ -993,6 +1274,8 @@ async fn verify_recovery_of_a_confirmed_user_writes_no_audit_entry() {
     assert_eq!(stored.recovery_token, "");
     assert!(effects.audit.is_empty());
     assert!(effects.grant.is_some());
+    assert!(effects.revoke_sessions, "recovery ends every existing session");
+    assert_eq!(effects.keep_session, None);
 }
 
 #[tokio::test]
@@ -1119,7 +1402,7 @@ const NEW_EMAIL: &str = "new@example.com";
 const CT: &str = "email-change-token";
 
 fn caller_for(u: &User) -> Caller {
-    Caller { sub: u.id.to_string(), aud: AUD.to_owned() }
+    Caller { sub: u.id.to_string(), aud: AUD.to_owned(), session_id: None }
 }
 
 /// A confirmed user with a pending change to [`NEW_EMAIL`], mailed `age` ago.
@@ -1171,6 +1454,7 @@ async fn update_user_app_metadata_by_an_admin_is_merged() {
     let (stored, _, effects) = updates.one();
     assert_eq!(stored.app_metadata, Some(obj(json!({"provider": "email", "roles": ["editor"]}))));
     assert_eq!(actions(&effects.audit), ["user_modified"]);
+    assert!(!effects.revoke_sessions, "only a new password ends sessions");
 }
 
 #[tokio::test]
@@ -1293,9 +1577,8 @@ async fn update_user_password_change_stores_the_new_hash() {
     m.mailer.expect_send().never();
     let svc = m.service();
 
-    svc.update_user(&ctx(), &caller_for(&user), UserUpdateParams { password: secret("a new password"), ..UserUpdateParams::default() })
-        .await
-        .unwrap();
+    let caller = Caller { session_id: Some(session()), ..caller_for(&user) };
+    svc.update_user(&ctx(), &caller, UserUpdateParams { password: secret("a new password"), ..UserUpdateParams::default() }).await.unwrap();
 
     let (stored, guard, effects) = updates.one();
     assert_eq!(guard, Guard::None);
@@ -1303,6 +1586,8 @@ async fn update_user_password_change_stores_the_new_hash() {
     assert_eq!(stored.email, EMAIL);
     assert_eq!(stored.updated_at, now());
     assert_eq!(actions(&effects.audit), ["user_modified"]);
+    assert!(effects.revoke_sessions, "a new password ends the other sessions");
+    assert_eq!(effects.keep_session, Some(session()), "the caller's own session goes on");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1315,7 +1600,7 @@ async fn get_user_sub_that_is_not_a_uuid_is_a_bad_claim() {
     m.users.expect_find_user_by_id().never();
     let svc = m.service();
     for sub in ["0", "not-a-uuid", ""] {
-        let caller = Caller { sub: sub.to_owned(), aud: AUD.to_owned() };
+        let caller = Caller { sub: sub.to_owned(), aud: AUD.to_owned(), session_id: None };
         let err = svc.get_user(&ctx(), &caller).await.unwrap_err();
         assert!(matches!(err, AuthError::BadUserIdClaim), "{sub:?}: {err:?}");
     }
@@ -1328,7 +1613,7 @@ async fn get_user_nil_uuid_sub_is_user_not_found() {
     let mut m = Mocks::new();
     m.users.expect_find_user_by_id().times(0..=1).returning(|_, _| Ok(None));
     let svc = m.service();
-    let caller = Caller { sub: Uuid::nil().to_string(), aud: AUD.to_owned() };
+    let caller = Caller { sub: Uuid::nil().to_string(), aud: AUD.to_owned(), session_id: None };
 
     let err = svc.get_user(&ctx(), &caller).await.unwrap_err();
 
@@ -1369,7 +1654,7 @@ async fn get_user_unknown_id_is_user_not_found() {
     let mut m = Mocks::new();
     m.user_by_id(id, None);
     let svc = m.service();
-    let caller = Caller { sub: id.to_string(), aud: AUD.to_owned() };
+    let caller = Caller { sub: id.to_string(), aud: AUD.to_owned(), session_id: None };
 
     let err = svc.get_user(&ctx(), &caller).await.unwrap_err();
 
@@ -1429,4 +1714,33 @@ async fn logout_of_an_unknown_user_is_invalid_user() {
     let err = svc.logout(&ctx(), &id.to_string(), "").await.unwrap_err();
 
     assert!(matches!(err, AuthError::InvalidUser), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Breached-password check
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn breached_password_is_refused_before_any_lookup() {
+    let mut corpus = crate::ports::breached::MockBreachedPasswords::new();
+    corpus.expect_times_seen().withf(|p| p.expose_secret() == PASSWORD).times(1).returning(|_| Ok(3));
+    // No store expectation: the refusal comes before the user lookup.
+    let s = Mocks::new().service().with_breached_passwords(Some(Arc::new(corpus)));
+    let err = s.signup(&ctx(), signup_params(EMAIL, PASSWORD, None)).await.unwrap_err();
+    assert!(matches!(err, AuthError::BreachedPassword), "{err:?}");
+}
+
+#[tokio::test]
+async fn unavailable_corpus_fails_open_and_policy_failures_never_ask_it() {
+    use crate::ports::breached::{BreachCheckError, MockBreachedPasswords};
+    let mut corpus = MockBreachedPasswords::new();
+    corpus.expect_times_seen().times(1).returning(|_| Err(BreachCheckError::Unavailable("connection refused".into())));
+    let s = Mocks::new().service().with_breached_passwords(Some(Arc::new(corpus)));
+    assert!(s.check_password(&ctx(), &SecretString::from(PASSWORD)).await.is_ok());
+
+    let mut corpus = MockBreachedPasswords::new();
+    corpus.expect_times_seen().never();
+    let s = Mocks::new().service().with_breached_passwords(Some(Arc::new(corpus)));
+    let err = s.check_password(&ctx_with(&[("GOTRUE_PASSWORD_MIN_LENGTH", "20")]), &SecretString::from(PASSWORD)).await.unwrap_err();
+    assert!(matches!(err, AuthError::WeakPassword(_)), "{err:?}");
 }

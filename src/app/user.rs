@@ -19,6 +19,8 @@ pub struct Caller {
     pub sub: String,
     /// `aud` (`""` when absent).
     pub aud: String,
+    /// `session_id`: the refresh-token session the access token came with, if any.
+    pub session_id: Option<Uuid>,
 }
 
 /// `PUT /user` parameters; every field optional.
@@ -66,8 +68,9 @@ impl Service {
         let mut user = self.caller_user(ctx, caller).await?;
         let original = user.clone();
         let now = self.now();
-        if !p.password.expose_secret().is_empty() {
-            Self::check_password(ctx, &p.password)?;
+        let password_changed = !p.password.expose_secret().is_empty();
+        if password_changed {
+            self.check_password(ctx, &p.password).await?;
             user.encrypted_password = self.hash_password(&p.password, "Error during password storage").await?;
         }
         if let Some(data) = p.data {
@@ -106,7 +109,10 @@ impl Service {
         }
         user.updated_at = now;
         let audit = AuditEntry::new(ctx.instance_id, &Actor::user(&user), AuditAction::UserModified, None, now);
-        match self.users.update_user(&user, &Guard::None, &Effects::audit(vec![audit])).await {
+        // A new password ends the user's other sessions (ASVS 7.4.3, WEAKNESSES.md 6); the
+        // caller's own, named by the token's `session_id`, goes on.
+        let effects = Effects { audit: vec![audit], revoke_sessions: password_changed, keep_session: caller.session_id, grant: None };
+        match self.users.update_user(&user, &Guard::None, &effects).await {
             Ok(()) => {}
             // The new address was taken between the request and its confirmation.
             Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),

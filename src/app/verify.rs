@@ -60,7 +60,7 @@ impl Service {
                 if p.password.expose_secret().is_empty() {
                     return Err(AuthError::InvitePasswordRequired);
                 }
-                Self::check_password(ctx, &p.password)?;
+                self.check_password(ctx, &p.password).await?;
                 user.encrypted_password = self.hash_password(&p.password, "Error storing password").await?;
             }
             // Two requests racing with the same token may both reach the hook; the guarded
@@ -86,7 +86,9 @@ impl Service {
         user.last_sign_in_at = Some(now);
         user.updated_at = now;
         let grant = self.new_grant(&user, now);
-        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: false };
+        // Recovery ends every existing session before the new one starts (ASVS 7.4.3):
+        // whoever knew the old password may hold one.
+        let effects = Effects { audit, grant: Some(grant.row), revoke_sessions: column == TokenColumn::Recovery, keep_session: None };
         let msg = if column == TokenColumn::Confirmation { "Error confirming user" } else { "Database error updating user" };
         match self.users.update_user(&user, &Guard::Token(column, digest), &effects).await {
             Ok(()) => {}
@@ -94,6 +96,6 @@ impl Service {
             Err(StoreError::Conflict) => return Err(AuthError::UserNotFound),
             Err(e) => return Err(AuthError::internal(msg, e)),
         }
-        self.token_response(ctx, &user, grant.secret, now)
+        self.token_response(ctx, &user, grant.secret, grant.session, now)
     }
 }

@@ -9,25 +9,29 @@ use tokio::net::TcpListener;
 
 use super::admin::AdminSettings;
 use super::config::{Config, DbDriver};
+use super::instances::Instances;
 use super::service::{Ports, Service};
+use crate::adapters::breached::HibpBreachedPasswords;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::crypto::PooledHasher;
 use crate::adapters::db::migrate::Status;
 use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
-use crate::adapters::mail::{FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpSettings};
-use crate::adapters::metrics::{CountingHookSender, CountingMailer, Metrics, PoolState};
+use crate::adapters::mail::{DropMailer, FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpMailerFactory, SmtpSettings};
+use crate::adapters::metrics::{CountingHookSender, CountingMailer, CountingMailerFactory, Metrics, PoolState};
 use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::adapters::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::app::hooks::resolve_hook_url;
 use crate::ports::audit::AuditStore;
+use crate::ports::breached::BreachedPasswords;
 use crate::ports::clock::Clock;
 use crate::ports::flows::FlowStore;
 use crate::ports::health::HealthProbe;
 use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::identities::IdentityStore;
-use crate::ports::mail::Mailer;
+use crate::ports::instances::InstanceStore;
+use crate::ports::mail::{Mailer, MailerFactory};
 use crate::ports::ratelimit::RateLimiter;
 use crate::ports::tokens::TokenStore;
 use crate::ports::users::UserStore;
@@ -112,6 +116,35 @@ impl Store {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::MySql(s) => Arc::new(s.clone()),
         }
+    }
+
+    /// The instances port (multi-instance mode).
+    #[must_use]
+    pub fn instances(&self) -> Arc<dyn InstanceStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Opens the database with up to three attempts, sleeping 0, 100 and 200 ms before
+    /// them (`gotrue multi`, CONFIG.md 8).
+    ///
+    /// # Errors
+    /// The last connection failure.
+    pub async fn open_with_retries(config: &Config) -> Result<Self, String> {
+        let mut last = String::new();
+        for delay_ms in [0u64, 100, 200] {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            match Self::open(config).await {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not connect to the database");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 
     fn flows(&self) -> Arc<dyn FlowStore> {
@@ -238,21 +271,48 @@ pub struct Built {
 /// # Errors
 /// A message for the operator.
 pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, String> {
-    resolve_defaults(&mut config)?;
-    let store = Store::open(&config).await?;
+    let multi = config.multi_instance_mode;
+    if multi {
+        // Instances bring their own JWT secret and site URL (CONFIG.md 4.3).
+        if config.operator_token.as_ref().is_none_or(|t| t.expose_secret().is_empty()) {
+            return Err("Operator token secret is required".into());
+        }
+    } else {
+        resolve_defaults(&mut config)?;
+    }
+    let store = if multi { Store::open_with_retries(&config).await? } else { Store::open(&config).await? };
     store.ensure_schema(config.db.automigrate).await?;
     let hasher = PooledHasher::new(&config.instance.password).map_err(|e| e.to_string())?;
     let mailer: Arc<dyn Mailer> = match overrides.mailer {
         Some(m) => m,
+        None if multi => Arc::new(DropMailer),
         None => mailer(&config)?,
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let metrics = config.metrics.enabled.then(|| Arc::new(Metrics::new()));
+    let mailer = match &metrics {
+        Some(m) => Arc::new(CountingMailer::new(mailer, Arc::clone(m))),
+        None => mailer,
+    };
+    let instances = if multi {
+        let mut factory = mailer_factory(&config, Arc::clone(&mailer))?;
+        if let Some(m) = &metrics {
+            factory = Arc::new(CountingMailerFactory::new(factory, Arc::clone(m)));
+        }
+        Some(Arc::new(Instances::new(
+            store.instances(),
+            Arc::clone(&clock),
+            Arc::new(config.instance.clone()),
+            config.operator_token.clone(),
+            factory,
+            config.api.endpoint.clone(),
+        )?))
+    } else {
+        None
+    };
     let mut hooks = webhook_sender(&config, Arc::clone(&clock))?;
     let limiter = rate_limiter(&config)?;
-    let metrics = config.metrics.enabled.then(|| Arc::new(Metrics::new()));
-    let mut mailer = mailer;
     if let Some(m) = &metrics {
-        mailer = Arc::new(CountingMailer::new(mailer, Arc::clone(m)));
         hooks = Arc::new(CountingHookSender::new(hooks, Arc::clone(m)));
     }
     warn_short_jwt_secret(&config);
@@ -273,7 +333,8 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     })
     .with_operator_token(config.operator_token.clone())
     .with_admin_settings(admin_settings(&config))
-    .with_rate_limiter(Arc::clone(&limiter), config.rate_limit.email_sent);
+    .with_rate_limiter(Arc::clone(&limiter), config.rate_limit.email_sent)
+    .with_breached_passwords(breached_passwords(&config)?);
     let state = HttpState {
         rate_limit: config.rate_limit.clone(),
         limiter,
@@ -288,6 +349,7 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         token_limiter: (!config.rate_limit_header.is_empty()).then(|| HeaderLimiter::new(&config.rate_limit_header)),
         cors_origins: config.api.cors_allowed_origins.clone(),
         version: crate::VERSION.to_owned(),
+        instances,
     };
     let mut router = http::router(Arc::new(state)).merge(http::ready::routes(store.health()));
     if let Some(m) = &metrics {
@@ -310,6 +372,18 @@ pub fn rate_limiter(config: &Config) -> Result<Arc<dyn RateLimiter>, String> {
         }
         None => Ok(Arc::new(MemoryRateLimiter::new())),
     }
+}
+
+/// The breached-password corpus when `GOTRUE_PASSWORD_HIBP_ENABLED` is on.
+///
+/// # Errors
+/// The HTTP client cannot be built.
+pub fn breached_passwords(config: &Config) -> Result<Option<Arc<dyn BreachedPasswords>>, String> {
+    if !config.hibp.enabled {
+        return Ok(None);
+    }
+    tracing::info!(url = %config.hibp.url, "new passwords are checked against the breached-password range API");
+    Ok(Some(Arc::new(HibpBreachedPasswords::new(&config.hibp.url, config.hibp.timeout)?)))
 }
 
 /// RFC 8725 3.5: an HMAC key must carry at least as much entropy as the hash output.
@@ -357,7 +431,8 @@ pub async fn open_service(config: &Config) -> Result<(Service, Store), String> {
         flows: store.flows(),
     })
     .with_operator_token(config.operator_token.clone())
-    .with_admin_settings(admin_settings(config));
+    .with_admin_settings(admin_settings(config))
+    .with_breached_passwords(breached_passwords(config)?);
     Ok((service, store))
 }
 
@@ -390,6 +465,22 @@ pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, String> {
     let mailer = SmtpMailer::new(settings, Arc::new(renderer))?;
     tracing::info!(host = %smtp.host, port = smtp.port, "mail is sent over SMTP");
     Ok(Arc::new(mailer))
+}
+
+/// Multi-instance mode: each instance's SMTP server (overlaid on `GOTRUE_SMTP_*`) gets its
+/// own mailer; instances without an SMTP host use `fallback`.
+///
+/// # Errors
+/// An unreadable CA file or template renderer set-up failure.
+fn mailer_factory(config: &Config, fallback: Arc<dyn Mailer>) -> Result<Arc<dyn MailerFactory>, String> {
+    let smtp = &config.instance.smtp;
+    let extra_ca_pem = if smtp.ca_cert.is_empty() {
+        None
+    } else {
+        Some(std::fs::read(&smtp.ca_cert).map_err(|e| format!("could not read GOTRUE_SMTP_CA_CERT {}: {e}", smtp.ca_cert))?)
+    };
+    let renderer = Renderer::new(FetchSettings { cache_ttl: config.instance.mailer.template_cache_ttl, ..FetchSettings::default() })?;
+    Ok(Arc::new(SmtpMailerFactory::new(Arc::new(renderer), extra_ca_pem, smtp.connect_timeout, smtp.send_timeout, fallback)))
 }
 
 /// The webhook sender, after checking that `GOTRUE_WEBHOOK_URL` can be used.

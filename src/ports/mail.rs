@@ -76,3 +76,34 @@ pub trait Mailer: Send + Sync {
     /// [`MailError`] when the mail could not be handed to the server.
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
 }
+
+/// The SMTP server of one instance (multi-instance mode), after the global overlay.
+#[derive(Clone, Default)]
+pub struct SmtpServer {
+    /// Host; empty for no SMTP (the default mailer is used).
+    pub host: String,
+    /// Port (465: implicit TLS).
+    pub port: u16,
+    /// AUTH user.
+    pub user: String,
+    /// AUTH password.
+    pub pass: Option<secrecy::SecretString>,
+    /// `From` address.
+    pub admin_email: String,
+}
+
+impl std::fmt::Debug for SmtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpServer").field("host", &self.host).field("port", &self.port).field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// Builds (and may cache) the mailer of an instance's SMTP server.
+#[cfg_attr(test, mockall::automock)]
+pub trait MailerFactory: Send + Sync {
+    /// The mailer delivering through `server`.
+    ///
+    /// # Errors
+    /// [`MailError`] for settings that can never work (no From address).
+    fn mailer_for(&self, server: &SmtpServer) -> Result<std::sync::Arc<dyn Mailer>, MailError>;
+}

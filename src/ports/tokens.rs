@@ -21,8 +21,18 @@ pub struct RefreshToken {
     pub user_id: Uuid,
     /// Rotated out or revoked.
     pub revoked: bool,
-    /// Issue time; expiry is computed from it.
+    /// Issue time; expiry is computed from it, and the session's idle time.
     pub created_at: DateTime<Utc>,
+    /// Last change: for a rotated token, when it was rotated.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The session (chain of rotations) the token belongs to; `None` for a row upstream
+    /// wrote, which is a one-token session until its first refresh.
+    pub session_id: Option<Uuid>,
+    /// When the session started (its login, or the first refresh of an upstream row).
+    pub session_started_at: Option<DateTime<Utc>>,
+    /// The token's secret, sealed (see `domain::session`); only a session's current token,
+    /// and only once it replaced another, has one.
+    pub sealed: Option<String>,
 }
 
 /// A refresh token to insert.
@@ -36,6 +46,12 @@ pub struct NewRefreshToken {
     pub token: String,
     /// Issue time.
     pub created_at: DateTime<Utc>,
+    /// The session: new at a login, the rotated token's on a refresh.
+    pub session_id: Uuid,
+    /// When the session started.
+    pub session_started_at: DateTime<Utc>,
+    /// The secret, sealed, kept while this is the session's current token.
+    pub sealed: Option<String>,
 }
 
 /// Refresh tokens.
@@ -61,11 +77,25 @@ pub trait TokenStore: Send + Sync {
     /// [`StoreError::Backend`].
     async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError>;
 
-    /// Revokes `old` and issues `new`, atomically, only if `old` was not yet revoked.
+    /// Revokes `old` and issues `new`, atomically, only if `old` was not yet revoked. The
+    /// rotated row loses its sealed secret and, when it had no session (an upstream row),
+    /// joins `new`'s, so that a later replay of it is traced to the chain.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when `old` was already revoked (a concurrent rotation won).
     async fn rotate_refresh_token(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError>;
+
+    /// The session's current (not revoked) token, the newest when several are.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn current_session_token(&self, session_id: Uuid) -> Result<Option<RefreshToken>, StoreError>;
+
+    /// Ends a session: deletes every token of it, with audit entries, atomically.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    async fn revoke_session(&self, session_id: Uuid, audit: &[AuditEntry]) -> Result<(), StoreError>;
 
     /// Deletes every refresh token of the user in the instance, with audit entries.
     ///

@@ -55,8 +55,11 @@ pub struct Effects {
     pub audit: Vec<AuditEntry>,
     /// A refresh token to issue.
     pub grant: Option<NewRefreshToken>,
-    /// Revoke every refresh token of the user first (password change, recovery).
+    /// Revoke the user's sessions first (password change, recovery, admin change): delete
+    /// their refresh tokens, except those of `keep_session`.
     pub revoke_sessions: bool,
+    /// The session that survives `revoke_sessions` (the caller's own, on a password change).
+    pub keep_session: Option<Uuid>,
 }
 
 impl Effects {
@@ -116,8 +119,9 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::EmailTaken`] when the new email collides.
     async fn update_user(&self, user: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError>;
 
-    /// Records a login: writes only the password hash (which a login may upgrade),
-    /// `last_sign_in_at` and `updated_at`, with its effects. Cheaper than
+    /// Records a login: writes only the password hash (which a login may upgrade), the
+    /// recovery token (a login ends a pending recovery), `last_sign_in_at` and
+    /// `updated_at`, with its effects. Cheaper than
     /// [`UserStore::update_user`] on the hottest write path of a login.
     ///
     /// # Errors

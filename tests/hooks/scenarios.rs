@@ -63,7 +63,7 @@ async fn direct(instance_id: Uuid, vars: &[(&str, &str)]) -> Direct {
         identities: Arc::new(store.clone()),
         flows: Arc::new(store.clone()),
     });
-    let ctx = Ctx { instance_id, config: Arc::new(config.instance), aud_header: None, referrer: None };
+    let ctx = Ctx::new(instance_id, Arc::new(config.instance));
     Direct { service, ctx, store, _dir: dir }
 }
 

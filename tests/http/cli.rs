@@ -144,6 +144,22 @@ async fn deleteuser_by_email_or_id_with_a_clear_error_otherwise() {
     }
 }
 
+/// ASVS 7.4: deleting a user from the shell ends their sessions (their refresh tokens go).
+#[tokio::test]
+async fn deleteuser_deletes_the_users_sessions() {
+    for engine in engines() {
+        let db = Db::new(engine).await;
+        db.ok(&["admin", "createuser", "gone@example.com", "pw", "--confirm"]);
+        // A server on the same database; the CLI keeps its own handle on it.
+        let app = TestApp::spawn_db(tempfile::tempdir().unwrap(), db.driver, &db.url, None, &[]).await;
+        let login = app.login("gone@example.com", "pw").await;
+        assert_eq!(login.status, 200, "{engine:?}: {}", login.text);
+        assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+        db.ok(&["admin", "deleteuser", "gone@example.com"]);
+        assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 0, "{engine:?}");
+    }
+}
+
 #[tokio::test]
 async fn listusers_prints_a_table_or_json_lines() {
     let db = Db::new(Engine::Sqlite).await;

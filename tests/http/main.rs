@@ -4,14 +4,17 @@
 
 mod admin;
 mod audit;
+mod breached;
 mod cli;
 mod cors_and_router;
 mod invite;
 mod jwt;
+mod openapi;
 mod password;
 mod ratelimit;
 mod recover;
 mod robustness;
+mod sessions;
 mod signup;
 mod smoke;
 mod token;
@@ -130,6 +133,31 @@ impl TestApp {
         scratch: Option<scratch_mysql::ScratchDb>,
         extra: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_inner(dir, driver, db, scratch, extra, None).await
+    }
+
+    /// [`TestApp::spawn_on`] with the server reading time from `clock`.
+    pub async fn spawn_clocked(engine: Engine, extra: &[(&str, &str)], clock: Arc<TestClock>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, driver, scratch) = match engine {
+            Engine::Sqlite => (dir.path().join("test.db").to_str().unwrap().to_owned(), "sqlite", None),
+            Engine::MySql => {
+                let server = scratch_mysql::server_url().expect("GOTRUE_TEST_MYSQL_URL");
+                let scratch = scratch_mysql::ScratchDb::create(&server, "gt_").await;
+                (scratch.url().to_string(), "mysql", Some(scratch))
+            }
+        };
+        Self::spawn_inner(dir, driver, &db, scratch, extra, Some(clock)).await
+    }
+
+    async fn spawn_inner(
+        dir: tempfile::TempDir,
+        driver: &str,
+        db: &str,
+        scratch: Option<scratch_mysql::ScratchDb>,
+        extra: &[(&str, &str)],
+        clock: Option<Arc<TestClock>>,
+    ) -> Self {
         let db = db.to_owned();
         let mut pairs: Vec<(String, String)> = [
             ("GOTRUE_JWT_SECRET", SECRET),
@@ -153,7 +181,8 @@ impl TestApp {
         }
         let config = Config::from_env(&Env::from_pairs(pairs)).unwrap();
         let outbox = MemoryOutbox::default();
-        let built = wiring::build(config, Overrides { mailer: Some(Arc::new(outbox.clone())), clock: None }).await.unwrap();
+        let clock = clock.map(|c| c as Arc<dyn gotrue::ports::clock::Clock>);
+        let built = wiring::build(config, Overrides { mailer: Some(Arc::new(outbox.clone())), clock }).await.unwrap();
         let store = built.store.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -230,9 +259,37 @@ impl TestApp {
         }
     }
 
+    /// The single number one SQL query answers (a `COUNT(*)`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.store {
+            Store::Sqlite(s) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
+            Store::MySql(s) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
+        }
+    }
+
     /// A timestamp `secs` seconds in the past, as the SQLite adapter stores it.
     pub fn ago(secs: i64) -> String {
         (chrono::Utc::now() - chrono::Duration::seconds(secs)).to_rfc3339()
+    }
+}
+
+/// The wall clock moved forward by a settable offset: time-based rules (reuse window,
+/// session lifetimes) without sleeping.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl TestClock {
+    /// Moves the clock `secs` seconds forward.
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl gotrue::ports::clock::Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::seconds(self.offset_secs.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

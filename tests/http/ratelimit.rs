@@ -132,3 +132,42 @@ async fn redis_down_fails_open() {
         assert_eq!(signup_as(&app, &format!("o{i}@example.com"), None).await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn put_user_is_limited_per_client_but_get_user_is_not() {
+    let app = TestApp::spawn_with(&[("GOTRUE_RATE_LIMIT_USER", "2"), ("GOTRUE_MAILER_AUTOCONFIRM", "true")]).await;
+    assert_eq!(app.signup("u@example.com", "long enough password").await.status, 200);
+    let token = app.login("u@example.com", "long enough password").await.json["access_token"].as_str().unwrap().to_owned();
+    let put = || app.put("/user").bearer_auth(&token).json(&json!({"data": {"n": 1}}));
+    assert_eq!(app.send(put()).await.status, 200);
+    assert_eq!(app.send(put()).await.status, 200);
+    assert_limited(&app.send(put()).await);
+    // The trailing-slash twin shares the budget.
+    assert_limited(&app.send(app.put("/user/").bearer_auth(&token).json(&json!({}))).await);
+    for _ in 0..5 {
+        assert_eq!(app.send(app.get("/user").bearer_auth(&token)).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_shares_one_budget_per_client_and_counts_unauthenticated_attempts() {
+    let app = TestApp::spawn_with(&[("GOTRUE_RATE_LIMIT_ADMIN", "4")]).await;
+    let admin = app.super_admin().await;
+    assert_eq!(app.send(app.get("/admin/users").bearer_auth(&admin)).await.status, 200);
+    assert_eq!(app.send(app.get("/admin/audit").bearer_auth(&admin)).await.status, 200);
+    assert_eq!(app.send(app.get("/admin/users/not-a-uuid").bearer_auth(&admin)).await.status, 400);
+    assert_eq!(app.send(app.get("/admin/users").bearer_auth("wrong")).await.status, 401);
+    assert_limited(&app.send(app.post("/admin/users").bearer_auth(&admin).json(&json!({"email": "x@example.com"}))).await);
+    assert_limited(&app.send(app.delete(&format!("/admin/users/{}", uuid::Uuid::nil())).bearer_auth(&admin)).await);
+}
+
+#[tokio::test]
+async fn user_and_admin_defaults_leave_room_for_a_busy_admin_ui() {
+    let c = gotrue::app::config::Config::from_env(&gotrue::app::config::Env::from_pairs([("GOTRUE_JWT_SECRET", "x")])).unwrap();
+    assert_eq!((c.rate_limit.user, c.rate_limit.admin), (300, 3000));
+    let app = TestApp::spawn_with(&[("GOTRUE_RATE_LIMIT_ADMIN", "0")]).await;
+    let admin = app.super_admin().await;
+    for _ in 0..20 {
+        assert_eq!(app.send(app.get("/admin/users").bearer_auth(&admin)).await.status, 200);
+    }
+}

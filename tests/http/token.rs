@@ -61,7 +61,8 @@ async fn grant_type_is_required_and_may_come_from_the_query_or_json() {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_a_used_one_is_refused() {
-    let app = TestApp::spawn().await;
+    // Without the reuse window (see tests/http/sessions.rs for it), as upstream.
+    let app = TestApp::spawn_with(&[("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0")]).await;
     let first = app.confirmed_user("rt@example.com", "pw").await;
     let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
     let r = app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", rt1.as_str())])).await;
@@ -78,11 +79,16 @@ async fn refresh_tokens_rotate_and_a_used_one_is_refused() {
     let (live, revoked): (i64, i64) =
         sqlx::query_as("SELECT SUM(revoked = 0), SUM(revoked = 1) FROM refresh_tokens").fetch_one(s.pool()).await.unwrap();
     assert_eq!((live, revoked), (1, 1));
+    let r = app.send(app.post("/token?grant_type=refresh_token").form(&[("refresh_token", rt2.as_str())])).await;
+    assert_eq!(r.status, 200);
+    let rt3 = r.json["refresh_token"].as_str().unwrap().to_owned();
     let again = app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", rt1.as_str())])).await;
     again.assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
     assert!(again.cookies().iter().any(|c| c.starts_with("nf_jwt=;")), "a revoked token clears the cookie");
-    let r = app.send(app.post("/token?grant_type=refresh_token").form(&[("refresh_token", rt2.as_str())])).await;
-    assert_eq!(r.status, 200);
+    // The replay revoked the whole session (WEAKNESSES.md 5).
+    app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", rt3.as_str())]))
+        .await
+        .assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
     app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", "")]))
         .await
         .assert_oauth("invalid_request", Some("refresh_token required"));
@@ -90,8 +96,9 @@ async fn refresh_tokens_rotate_and_a_used_one_is_refused() {
         .await
         .assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
     // A token differing only in case is another token (upstream's collation merged them).
-    let upper = rt2.to_uppercase();
-    if upper != rt2 {
+    let live = app.confirmed_user("rt2@example.com", "pw").await["refresh_token"].as_str().unwrap().to_owned();
+    let upper = live.to_uppercase();
+    if upper != live {
         app.send(app.post("/token").form(&[("grant_type", "refresh_token"), ("refresh_token", upper.as_str())]))
             .await
             .assert_oauth("invalid_grant", Some("Invalid Refresh Token"));
@@ -100,7 +107,8 @@ async fn refresh_tokens_rotate_and_a_used_one_is_refused() {
 
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_do_not_fork_the_chain() {
-    let app = TestApp::spawn().await;
+    // Without the reuse window; with it every answer is the same token (tests/http/sessions.rs).
+    let app = TestApp::spawn_with(&[("GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL", "0")]).await;
     let t = app.confirmed_user("race@example.com", "pw").await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();
     let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str())];

@@ -112,8 +112,23 @@ pub fn assert_user(found: Option<User>, expected: &User) {
 }
 
 /// A refresh token for the user, issued at `at(secs)`; returns the row to insert.
+/// It starts a session of its own, with no sealed secret (as a login's token).
 pub fn refresh_for(u: &User, secs: i64) -> NewRefreshToken {
-    NewRefreshToken { instance_id: u.instance_id, user_id: u.id, token: NewToken::generate().digest, created_at: at(secs) }
+    NewRefreshToken {
+        instance_id: u.instance_id,
+        user_id: u.id,
+        token: NewToken::generate().digest,
+        created_at: at(secs),
+        session_id: Uuid::new_v4(),
+        session_started_at: at(secs),
+        sealed: None,
+    }
+}
+
+/// The token that replaces `old` in its session, issued at `at(secs)`, with `sealed` as
+/// its sealed secret.
+pub fn next_in_session(old: &NewRefreshToken, secs: i64, sealed: &str) -> NewRefreshToken {
+    NewRefreshToken { token: NewToken::generate().digest, created_at: at(secs), sealed: Some(sealed.to_owned()), ..old.clone() }
 }
 
 /// An audit entry by the user about themself.

@@ -10,6 +10,7 @@
 mod external;
 mod fixtures;
 mod harness;
+mod instances;
 mod scratch_mysql;
 
 use gotrue::domain::audit::{AuditAction, AuditEntry, AuditScope, AuditSearch};
@@ -26,8 +27,9 @@ use external::{
     a_provider_account_links_to_one_user, auth_codes_are_taken_once, delete_removes_identities, identity_round_trips_with_its_user,
     linking_refreshes_or_inserts_under_the_users_guard, oauth_states_are_single_use_and_expired_ones_purged,
 };
-use fixtures::{as_read, assert_user, at, audit, full_user, obj, refresh_for, rich_audit, user, AUD};
+use fixtures::{as_read, assert_user, at, audit, full_user, next_in_session, obj, refresh_for, rich_audit, user, AUD};
 use harness::Store;
+use instances::{deleting_an_instance_takes_its_users_and_sessions, instances_round_trip_and_update};
 
 /// Generates `sqlite::<name>` and `mysql::<name>` tests for each contract function.
 macro_rules! contract {
@@ -78,6 +80,11 @@ contract!(
     refresh_token_grant_find_rotate,
     concurrent_rotations_one_wins,
     revoke_user_tokens_deletes_them,
+    sessions_rotate_within_their_chain,
+    an_upstream_token_joins_the_session_of_its_rotation,
+    revoke_session_deletes_only_its_tokens,
+    revoke_sessions_keeps_the_named_session,
+    twenty_parallel_rotations_leave_one_live_token,
     refresh_session_reads_token_and_user_at_once,
     record_login_writes_only_what_a_login_changes,
     audit_payload_round_trips,
@@ -93,6 +100,8 @@ contract!(
     list_audit_searches_newest_first,
     retract_user_removes_the_user_and_its_audit,
     an_unreachable_database_is_unavailable_quickly,
+    instances_round_trip_and_update,
+    deleting_an_instance_takes_its_users_and_sessions,
 );
 
 fn is_taken(r: &Result<(), StoreError>) -> bool {
@@ -144,7 +153,15 @@ async fn namespaces_are_isolated(s: Store) {
     let u = user(Uuid::nil(), AUD, "shared@example.com");
     let grant = refresh_for(&u, 1);
     ns1.users
-        .insert_user(&u, &Effects { grant: Some(grant.clone()), audit: vec![audit(&u, AuditAction::UserSignedUp)], revoke_sessions: false })
+        .insert_user(
+            &u,
+            &Effects {
+                grant: Some(grant.clone()),
+                audit: vec![audit(&u, AuditAction::UserSignedUp)],
+                revoke_sessions: false,
+                keep_session: None,
+            },
+        )
         .await
         .unwrap();
     assert!(ns2.users.find_user_by_id(None, u.id).await.unwrap().is_none());
@@ -309,7 +326,12 @@ async fn email_is_unique_per_instance_and_audience(s: Store) {
             .users
             .insert_user(
                 &dup,
-                &Effects { grant: Some(grant.clone()), audit: vec![audit(&dup, AuditAction::UserSignedUp)], revoke_sessions: false },
+                &Effects {
+                    grant: Some(grant.clone()),
+                    audit: vec![audit(&dup, AuditAction::UserSignedUp)],
+                    revoke_sessions: false,
+                    keep_session: None,
+                },
             )
             .await;
         assert!(is_taken(&r), "{}: {variant:?} -> {r:?}", s.kind());
@@ -342,8 +364,18 @@ async fn concurrent_signups_one_wins(s: Store) {
         let email = format!("race{round}@example.com");
         let a = user(Uuid::nil(), AUD, &email);
         let b = user(Uuid::nil(), AUD, &email.to_uppercase());
-        let ea = Effects { grant: Some(refresh_for(&a, 1)), audit: vec![audit(&a, AuditAction::UserSignedUp)], revoke_sessions: false };
-        let eb = Effects { grant: Some(refresh_for(&b, 1)), audit: vec![audit(&b, AuditAction::UserSignedUp)], revoke_sessions: false };
+        let ea = Effects {
+            grant: Some(refresh_for(&a, 1)),
+            audit: vec![audit(&a, AuditAction::UserSignedUp)],
+            revoke_sessions: false,
+            keep_session: None,
+        };
+        let eb = Effects {
+            grant: Some(refresh_for(&b, 1)),
+            audit: vec![audit(&b, AuditAction::UserSignedUp)],
+            revoke_sessions: false,
+            keep_session: None,
+        };
         let (ra, rb) = tokio::join!(s.users.insert_user(&a, &ea), s.users.insert_user(&b, &eb));
         assert_eq!(usize::from(ra.is_ok()) + usize::from(rb.is_ok()), 1, "{}: exactly one wins: {ra:?} {rb:?}", s.kind());
         assert!(is_taken(&ra) || is_taken(&rb), "{}: the loser is EmailTaken: {ra:?} {rb:?}", s.kind());
@@ -434,7 +466,12 @@ async fn guarded_update_is_single_use(s: Store) {
         .update_user(
             &next,
             &guard,
-            &Effects { grant: Some(first_grant.clone()), audit: vec![audit(&u, AuditAction::Login)], revoke_sessions: false },
+            &Effects {
+                grant: Some(first_grant.clone()),
+                audit: vec![audit(&u, AuditAction::Login)],
+                revoke_sessions: false,
+                keep_session: None,
+            },
         )
         .await
         .unwrap();
@@ -448,7 +485,12 @@ async fn guarded_update_is_single_use(s: Store) {
         .update_user(
             &next,
             &guard,
-            &Effects { grant: Some(second_grant.clone()), audit: vec![audit(&u, AuditAction::Login)], revoke_sessions: false },
+            &Effects {
+                grant: Some(second_grant.clone()),
+                audit: vec![audit(&u, AuditAction::Login)],
+                revoke_sessions: false,
+                keep_session: None,
+            },
         )
         .await;
     assert!(is_conflict(&r), "{}: {r:?}", s.kind());
@@ -502,7 +544,10 @@ async fn update_writes_its_effects_atomically(s: Store) {
     let signup_grant = refresh_for(&u, 1);
     let signup_audit = audit(&u, AuditAction::UserSignedUp);
     s.users
-        .insert_user(&u, &Effects { grant: Some(signup_grant.clone()), audit: vec![signup_audit.clone()], revoke_sessions: false })
+        .insert_user(
+            &u,
+            &Effects { grant: Some(signup_grant.clone()), audit: vec![signup_audit.clone()], revoke_sessions: false, keep_session: None },
+        )
         .await
         .unwrap();
     let old = s.tokens.find_refresh_token(&signup_grant.token).await.unwrap().expect("insert_user writes its grant");
@@ -514,14 +559,21 @@ async fn update_writes_its_effects_atomically(s: Store) {
     let grant = refresh_for(&u, 90);
     let entries = vec![audit(&u, AuditAction::UserModified), audit(&u, AuditAction::Login)];
     s.users
-        .update_user(&next, &Guard::None, &Effects { grant: Some(grant.clone()), audit: entries.clone(), revoke_sessions: true })
+        .update_user(
+            &next,
+            &Guard::None,
+            &Effects { grant: Some(grant.clone()), audit: entries.clone(), revoke_sessions: true, keep_session: None },
+        )
         .await
         .unwrap();
     assert_user(s.users.find_user_by_id(Some(inst), u.id).await.unwrap(), &next);
     let new = s.tokens.find_refresh_token(&grant.token).await.unwrap().expect("update_user writes its grant");
     assert_eq!((new.instance_id, new.user_id, new.revoked, new.created_at.timestamp()), (inst, u.id, false, at(90).timestamp()));
-    let old = s.tokens.find_refresh_token(&signup_grant.token).await.unwrap().unwrap();
-    assert!(old.revoked, "{}: revoke_sessions revokes the old token", s.kind());
+    assert!(
+        s.tokens.find_refresh_token(&signup_grant.token).await.unwrap().is_none(),
+        "{}: revoke_sessions deletes the old session's token",
+        s.kind()
+    );
 
     let mut rows = s.audit_rows().await;
     rows.sort_by_key(|r| r.id);
@@ -550,7 +602,12 @@ async fn update_to_a_taken_email_changes_nothing(s: Store) {
         .update_user(
             &stolen,
             &Guard::None,
-            &Effects { grant: Some(grant.clone()), audit: vec![audit(&a, AuditAction::UserModified)], revoke_sessions: true },
+            &Effects {
+                grant: Some(grant.clone()),
+                audit: vec![audit(&a, AuditAction::UserModified)],
+                revoke_sessions: true,
+                keep_session: None,
+            },
         )
         .await;
     assert!(is_taken(&r), "{}: {r:?}", s.kind());
@@ -918,7 +975,12 @@ mod one_connection {
         s.users
             .insert_user(
                 &u,
-                &Effects { grant: Some(grant.clone()), audit: vec![audit(&u, AuditAction::UserSignedUp)], revoke_sessions: false },
+                &Effects {
+                    grant: Some(grant.clone()),
+                    audit: vec![audit(&u, AuditAction::UserSignedUp)],
+                    revoke_sessions: false,
+                    keep_session: None,
+                },
             )
             .await
             .unwrap();
@@ -1030,25 +1092,174 @@ async fn refresh_session_reads_token_and_user_at_once(s: Store) {
 async fn record_login_writes_only_what_a_login_changes(s: Store) {
     let inst = Uuid::new_v4();
     let mut u = user(inst, AUD, "login@example.com");
+    u.recovery_token = "h1:pending-recovery".into();
     s.users.insert_user(&u, &Effects::default()).await.unwrap();
     let mut changed = u.clone();
     changed.encrypted_password = "$argon2id$new".into();
+    // A login ends a pending recovery.
+    changed.recovery_token.clear();
     changed.last_sign_in_at = Some(u.created_at + chrono::Duration::seconds(5));
     changed.updated_at = u.created_at + chrono::Duration::seconds(5);
     // A field a login never changes is not written even when the value differs.
     changed.role = "not-written".into();
     let grant = refresh_for(&u, 1);
     let login = audit(&u, AuditAction::Login);
-    let effects = Effects { audit: vec![login.clone()], grant: Some(grant.clone()), revoke_sessions: false };
+    let effects = Effects { audit: vec![login.clone()], grant: Some(grant.clone()), revoke_sessions: false, keep_session: None };
     s.users.record_login(&changed, &effects).await.unwrap();
     let stored = s.users.find_user_by_id(Some(inst), u.id).await.unwrap().unwrap();
     assert_eq!(stored.encrypted_password, "$argon2id$new");
+    assert_eq!(stored.recovery_token, "");
     assert_eq!(stored.last_sign_in_at.map(|t| t.timestamp()), changed.last_sign_in_at.map(|t| t.timestamp()));
     assert_eq!(stored.role, u.role);
     assert!(s.tokens.find_refresh_token(&grant.token).await.unwrap().is_some());
     assert_eq!(s.audit_rows().await.len(), 1);
     u.id = Uuid::new_v4();
     assert!(matches!(s.users.record_login(&u, &Effects::default()).await, Err(StoreError::Conflict)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions (issue 9)
+// ---------------------------------------------------------------------------------------
+
+async fn sessions_rotate_within_their_chain(s: Store) {
+    let u = user(Uuid::nil(), AUD, "chain@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let login = refresh_for(&u, 10);
+    s.tokens.grant_refresh_token(&login, &[]).await.unwrap();
+    let first = s.tokens.find_refresh_token(&login.token).await.unwrap().unwrap();
+    assert_eq!(first.session_id, Some(login.session_id));
+    assert_eq!(first.session_started_at.map(|t| t.timestamp()), Some(at(10).timestamp()));
+    assert_eq!(first.sealed, None);
+    assert_eq!(s.tokens.current_session_token(login.session_id).await.unwrap().map(|t| t.id), Some(first.id));
+
+    let second = next_in_session(&login, 20, "c1:sealed-two");
+    s.tokens.rotate_refresh_token(&first, &second, &[]).await.unwrap();
+    let old = s.tokens.find_refresh_token(&login.token).await.unwrap().unwrap();
+    assert!(old.revoked);
+    assert_eq!(old.updated_at.map(|t| t.timestamp()), Some(at(20).timestamp()), "{}: the rotation time is kept", s.kind());
+    let current = s.tokens.current_session_token(login.session_id).await.unwrap().expect("a current token");
+    assert_eq!(current.token, second.token);
+    assert_eq!(current.sealed.as_deref(), Some("c1:sealed-two"));
+    assert_eq!(current.session_started_at.map(|t| t.timestamp()), Some(at(10).timestamp()));
+
+    // The rotated-out token loses its sealed secret: only the current one keeps it.
+    let third = next_in_session(&login, 30, "c1:sealed-three");
+    s.tokens.rotate_refresh_token(&current, &third, &[]).await.unwrap();
+    let was_current = s.tokens.find_refresh_token(&second.token).await.unwrap().unwrap();
+    assert!(was_current.revoked);
+    assert_eq!(was_current.sealed, None, "{}: a rotated token keeps no sealed secret", s.kind());
+    let now_current = s.tokens.current_session_token(login.session_id).await.unwrap().unwrap();
+    assert_eq!(now_current.token, third.token);
+    assert!(s.tokens.current_session_token(Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn an_upstream_token_joins_the_session_of_its_rotation(s: Store) {
+    let u = user(Uuid::nil(), AUD, "legacy@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let t = s.tables().clone();
+    let token = digest("an upstream refresh token");
+    s.exec(
+        &format!(
+            "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)",
+            t.refresh_tokens
+        ),
+        &[Some(&Uuid::nil().to_string()), Some(&token), Some(&u.id.to_string()), Some("2018-01-01 00:00:00"), Some("2018-01-01 00:00:00")],
+    )
+    .await;
+    let (legacy, _) = s.tokens.find_refresh_session(&token).await.unwrap().unwrap();
+    assert_eq!((legacy.session_id, legacy.session_started_at, legacy.sealed.clone()), (None, None, None), "{}", s.kind());
+    let new = next_in_session(&refresh_for(&u, 50), 50, "c1:x");
+    s.tokens.rotate_refresh_token(&legacy, &new, &[]).await.unwrap();
+    let rotated = s.tokens.find_refresh_token(&token).await.unwrap().unwrap();
+    assert!(rotated.revoked);
+    assert_eq!(rotated.session_id, Some(new.session_id), "{}: a replay of it is traced to the chain", s.kind());
+    s.tokens.revoke_session(new.session_id, &[]).await.unwrap();
+    assert!(s.tokens.find_refresh_token(&token).await.unwrap().is_none());
+    assert!(s.tokens.find_refresh_token(&new.token).await.unwrap().is_none());
+}
+
+async fn revoke_session_deletes_only_its_tokens(s: Store) {
+    let u = user(Uuid::nil(), AUD, "two-devices@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let (a, b) = (refresh_for(&u, 1), refresh_for(&u, 2));
+    for t in [&a, &b] {
+        s.tokens.grant_refresh_token(t, &[]).await.unwrap();
+    }
+    let a_row = s.tokens.find_refresh_token(&a.token).await.unwrap().unwrap();
+    let a2 = next_in_session(&a, 3, "c1:a2");
+    s.tokens.rotate_refresh_token(&a_row, &a2, &[]).await.unwrap();
+    let entry = audit(&u, AuditAction::TokenRevoked);
+    s.tokens.revoke_session(a.session_id, std::slice::from_ref(&entry)).await.unwrap();
+    assert!(s.tokens.find_refresh_token(&a.token).await.unwrap().is_none());
+    assert!(s.tokens.find_refresh_token(&a2.token).await.unwrap().is_none(), "{}: the current token goes too", s.kind());
+    assert!(s.tokens.current_session_token(a.session_id).await.unwrap().is_none());
+    assert!(s.tokens.find_refresh_token(&b.token).await.unwrap().is_some(), "{}: another session stays", s.kind());
+    assert_eq!(s.audit_rows().await.into_iter().map(|r| r.id).collect::<Vec<_>>(), vec![entry.id]);
+}
+
+async fn revoke_sessions_keeps_the_named_session(s: Store) {
+    let u = user(Uuid::nil(), AUD, "password-change@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let (mine, other) = (refresh_for(&u, 1), refresh_for(&u, 2));
+    for t in [&mine, &other] {
+        s.tokens.grant_refresh_token(t, &[]).await.unwrap();
+    }
+    let legacy = digest("an upstream token of the same user");
+    s.exec(
+        &format!("INSERT INTO {} (instance_id, token, user_id, revoked) VALUES (?, ?, ?, 0)", s.tables().refresh_tokens),
+        &[Some(&Uuid::nil().to_string()), Some(&legacy), Some(&u.id.to_string())],
+    )
+    .await;
+    let mut next = u.clone();
+    next.updated_at = at(9);
+    let effects = Effects { revoke_sessions: true, keep_session: Some(mine.session_id), ..Effects::default() };
+    s.users.update_user(&next, &Guard::None, &effects).await.unwrap();
+    assert!(s.tokens.find_refresh_token(&mine.token).await.unwrap().is_some(), "{}: the caller's session stays", s.kind());
+    assert!(s.tokens.find_refresh_token(&other.token).await.unwrap().is_none());
+    assert!(s.tokens.find_refresh_token(&legacy).await.unwrap().is_none(), "{}: a session-less token is another session", s.kind());
+}
+
+/// Issue 9: 20 parallel refreshes of one token leave exactly one live session chain.
+async fn twenty_parallel_rotations_leave_one_live_token(s: Store) {
+    let u = user(Uuid::nil(), AUD, "twenty-tabs@example.com");
+    s.users.insert_user(&u, &Effects::default()).await.unwrap();
+    let login = refresh_for(&u, 1);
+    s.tokens.grant_refresh_token(&login, &[]).await.unwrap();
+    let old = s.tokens.find_refresh_token(&login.token).await.unwrap().unwrap();
+    let news: Vec<NewRefreshToken> = (0..20).map(|i| next_in_session(&login, 2, &format!("c1:{i}"))).collect();
+    let tasks = news.iter().map(|n| {
+        let (tokens, old, n) = (s.tokens.clone(), old.clone(), n.clone());
+        tokio::spawn(async move { tokens.rotate_refresh_token(&old, &n, &[audit(&u_of(&n), AuditAction::TokenRefreshed)]).await })
+    });
+    let results: Vec<_> = futures_join_all(tasks).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{}: exactly one rotation wins", s.kind());
+    assert!(results.iter().filter(|r| r.is_err()).all(is_conflict), "{}: the others are conflicts", s.kind());
+    let mut live = Vec::new();
+    for n in &news {
+        if let Some(t) = s.tokens.find_refresh_token(&n.token).await.unwrap() {
+            assert!(!t.revoked);
+            live.push(t);
+        }
+    }
+    assert_eq!(live.len(), 1, "{}: one live token in the session", s.kind());
+    assert_eq!(s.tokens.current_session_token(login.session_id).await.unwrap().map(|t| t.id), Some(live[0].id));
+    assert_eq!(s.audit_rows().await.len(), 1, "{}: only the winner's audit", s.kind());
+}
+
+fn u_of(n: &NewRefreshToken) -> gotrue::domain::user::User {
+    let mut u = user(n.instance_id, AUD, "twenty-tabs@example.com");
+    u.id = n.user_id;
+    u
+}
+
+async fn futures_join_all<T: 'static>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let handles: Vec<_> = tasks.collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ macro_rules! external_store {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_user_row(&mut tx, u).await?;
                 self.upsert_identity_row(&mut tx, identity).await?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects).await?;
                 tx.commit().await.map_err(backend)
             }
 
@@ -201,7 +201,7 @@ macro_rules! external_store {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.update_user_row(&mut tx, u, guard).await?;
                 self.upsert_identity_row(&mut tx, identity).await?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects).await?;
                 tx.commit().await.map_err(backend)
             }
         }

@@ -41,6 +41,7 @@ pub const MYSQL: &[Migration] = &[
     migration!("mysql", "20261128000003", "gotrue_rs_secure_email_change"),
     migration!("mysql", "20261128000004", "gotrue_rs_external_identities"),
     migration!("mysql", "20261128000005", "gotrue_rs_admin_lists"),
+    migration!("mysql", "20261128000010", "gotrue_rs_sessions"),
 ];
 
 /// SQLite.
@@ -49,6 +50,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", "20261128000001", "gotrue_rs_admin_lists"),
     migration!("sqlite", "20261128000003", "secure_email_change"),
     migration!("sqlite", "20261128000004", "external_identities"),
+    migration!("sqlite", "20261128000010", "gotrue_rs_sessions"),
 ];
 
 /// A condition on the schema.

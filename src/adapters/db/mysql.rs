@@ -8,6 +8,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
+use super::instances::instance_store;
 use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
@@ -327,6 +328,7 @@ impl MySqlStore {
 
 sql_store!(MySqlStore, sqlx::MySql);
 external_store!(MySqlStore);
+instance_store!(MySqlStore);
 
 impl MySqlStore {
     async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {

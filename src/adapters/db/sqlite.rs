@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
+use super::instances::instance_store;
 use super::migrate::{self, Condition, Status};
 use super::store::{sql_store, Dialect, Sql};
 use super::Tables;
@@ -185,6 +186,7 @@ async fn holds(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &Condition) -> R
 
 sql_store!(SqliteStore, sqlx::Sqlite);
 external_store!(SqliteStore);
+instance_store!(SqliteStore);
 
 impl SqliteStore {
     /// Rotation in ONE round trip to the writer thread: a script whose inserts only happen
@@ -194,8 +196,10 @@ impl SqliteStore {
     async fn rotate(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
         let t = &self.tables;
         let mut sql = format!(
-            "BEGIN; UPDATE {rt} SET revoked = 1, updated_at = ? WHERE id = ? AND revoked = 0; \
-             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at) SELECT ?, ?, ?, 0, ?, ? WHERE changes() = 1 RETURNING id;",
+            "BEGIN; {out} WHERE id = ? AND revoked = 0; \
+             INSERT INTO {rt} (instance_id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token) \
+             SELECT ?, ?, ?, 0, ?, ?, ?, ?, ? WHERE changes() = 1 RETURNING id;",
+            out = super::store::rotate_out(&t.refresh_tokens),
             rt = t.refresh_tokens
         );
         if !audit.is_empty() {
@@ -208,12 +212,16 @@ impl SqliteStore {
         sql.push_str(" COMMIT;");
         let mut q = sqlx::query(&sql)
             .bind(new.created_at)
+            .bind(new.session_id.to_string())
             .bind(old.id)
             .bind(new.instance_id.to_string())
             .bind(&new.token)
             .bind(new.user_id.to_string())
             .bind(new.created_at)
-            .bind(new.created_at);
+            .bind(new.created_at)
+            .bind(new.session_id.to_string())
+            .bind(new.session_started_at)
+            .bind(new.sealed.as_deref());
         for e in audit {
             q = q
                 .bind(e.instance_id.to_string())

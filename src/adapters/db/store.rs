@@ -221,6 +221,8 @@ pub(crate) struct Sql {
     pub(crate) refresh_session: String,
     pub(crate) revoke_refresh: String,
     pub(crate) revoke_user_refresh: String,
+    pub(crate) current_session: String,
+    pub(crate) delete_session: String,
     pub(crate) delete_user_refresh: String,
     pub(crate) delete_user_identities: String,
     pub(crate) external: super::external::ExternalSql,
@@ -232,6 +234,17 @@ const USER_COLUMNS: &str = "instance_id, id, aud, role, email, encrypted_passwor
     confirmation_token, confirmation_sent_at, recovery_token, recovery_sent_at, email_change_token, email_change, \
     email_change_sent_at, email_change_token_current, email_change_confirm_status, last_sign_in_at, CAST(raw_app_meta_data AS CHAR) AS raw_app_meta_data, \
     CAST(raw_user_meta_data AS CHAR) AS raw_user_meta_data, is_super_admin, created_at, updated_at";
+
+/// The columns of a refresh-token row.
+const REFRESH_COLUMNS: &str =
+    "instance_id, id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token";
+
+/// The start of the statement that rotates a token out (binds: the time, the session to
+/// adopt when it has none); the caller appends its `WHERE`. The sealed secret goes: only
+/// the session's current token keeps one.
+pub(crate) fn rotate_out(table: &str) -> String {
+    format!("UPDATE {table} SET revoked = 1, updated_at = ?, sealed_token = NULL, session_id = COALESCE(session_id, ?)")
+}
 
 impl Sql {
     pub(crate) fn new(t: &Tables, dialect: Dialect) -> Self {
@@ -257,11 +270,15 @@ impl Sql {
                 t.users
             ),
             update_user: format!("UPDATE {} SET {set} WHERE id = ?", t.users),
-            record_login: format!("UPDATE {} SET encrypted_password = ?, last_sign_in_at = ?, updated_at = ? WHERE id = ?", t.users),
+            record_login: format!(
+                "UPDATE {} SET encrypted_password = ?, recovery_token = ?, last_sign_in_at = ?, updated_at = ? WHERE id = ?",
+                t.users
+            ),
             delete_user: format!("DELETE FROM {} WHERE id = ?", t.users),
             insert_audit: format!("INSERT INTO {} (instance_id, id, payload, created_at) VALUES (?, ?, ?, ?)", t.audit),
             insert_refresh: format!(
-                "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)",
+                "INSERT INTO {} (instance_id, token, user_id, revoked, created_at, updated_at, session_id, session_started_at, sealed_token) \
+                 VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
                 t.refresh_tokens
             ),
             refresh_session: {
@@ -274,21 +291,26 @@ impl Sql {
                     .join(", ");
                 format!(
                     "SELECT rt.instance_id AS rt_instance_id, rt.id AS rt_id, rt.token AS rt_token, rt.user_id AS rt_user_id, \
-                     rt.revoked AS rt_revoked, rt.created_at AS rt_created_at, {user_cols} \
+                     rt.revoked AS rt_revoked, rt.created_at AS rt_created_at, rt.updated_at AS rt_updated_at, \
+                     rt.session_id AS rt_session_id, rt.session_started_at AS rt_session_started_at, rt.sealed_token AS rt_sealed_token, \
+                     {user_cols} \
                      FROM {rt} rt LEFT JOIN {u} u ON u.id = rt.user_id WHERE rt.token = ? LIMIT 1",
                     rt = t.refresh_tokens,
                     u = t.users
                 )
             },
-            refresh_by_token: format!(
-                "SELECT instance_id, id, token, user_id, revoked, created_at FROM {} WHERE token = ? LIMIT 1",
-                t.refresh_tokens
-            ),
-            revoke_refresh: format!("UPDATE {} SET revoked = 1, updated_at = ? WHERE id = ? AND revoked = 0", t.refresh_tokens),
+            refresh_by_token: format!("SELECT {REFRESH_COLUMNS} FROM {} WHERE token = ? LIMIT 1", t.refresh_tokens),
+            revoke_refresh: format!("{} WHERE id = ? AND revoked = 0", rotate_out(&t.refresh_tokens)),
+            // Binds the session to keep, or "" to keep none.
             revoke_user_refresh: format!(
-                "UPDATE {} SET revoked = 1, updated_at = ? WHERE instance_id = ? AND user_id = ? AND revoked = 0",
+                "DELETE FROM {} WHERE instance_id = ? AND user_id = ? AND (session_id IS NULL OR session_id <> ?)",
                 t.refresh_tokens
             ),
+            current_session: format!(
+                "SELECT {REFRESH_COLUMNS} FROM {} WHERE session_id = ? AND revoked = 0 ORDER BY id DESC LIMIT 1",
+                t.refresh_tokens
+            ),
+            delete_session: format!("DELETE FROM {} WHERE session_id = ?", t.refresh_tokens),
             delete_user_refresh: format!("DELETE FROM {} WHERE instance_id = ? AND user_id = ?", t.refresh_tokens),
             delete_user_identities: format!("DELETE FROM {} WHERE instance_id = ? AND user_id = ?", t.identities),
             external: super::external::ExternalSql::new(t),
@@ -339,6 +361,12 @@ pub(crate) fn parse_uuid(s: Option<String>) -> Result<Uuid, StoreError> {
         return Ok(Uuid::nil());
     }
     Uuid::parse_str(&s).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// A stored session id; anything but a UUID (NULL, or a value another program wrote)
+/// reads as no session.
+pub(crate) fn session_uuid(s: Option<String>) -> Option<Uuid> {
+    s.and_then(|s| Uuid::parse_str(&s).ok())
 }
 
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
@@ -419,7 +447,7 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
         use $crate::adapters::db::store::{
             backend, contains_pattern, email_key, epoch, guard_clause, known_total, metadata_json, name_key, parse_metadata, parse_payload,
-            parse_uuid, row_count, sql_int,
+            parse_uuid, row_count, session_uuid, sql_int,
         };
         use $crate::adapters::db::store::{page_of_matches, ListStatements, SEARCH_WINDOW};
         use $crate::domain::audit::AuditEntry;
@@ -472,6 +500,10 @@ macro_rules! sql_store {
                 user_id: parse_uuid(r.try_get("user_id").map_err(backend)?)?,
                 revoked: r.try_get::<Option<bool>, _>("revoked").map_err(backend)?.unwrap_or(false),
                 created_at: r.try_get::<Option<DateTime<Utc>>, _>("created_at").map_err(backend)?.unwrap_or_else(epoch),
+                updated_at: r.try_get::<Option<DateTime<Utc>>, _>("updated_at").map_err(backend)?,
+                session_id: session_uuid(r.try_get("session_id").map_err(backend)?),
+                session_started_at: r.try_get::<Option<DateTime<Utc>>, _>("session_started_at").map_err(backend)?,
+                sealed: r.try_get::<Option<String>, _>("sealed_token").map_err(backend)?,
             })
         }
 
@@ -491,13 +523,12 @@ macro_rules! sql_store {
                 user_instance: uuid::Uuid,
                 user_id: uuid::Uuid,
                 effects: &Effects,
-                now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 if effects.revoke_sessions {
                     sqlx::query(&self.sql.revoke_user_refresh)
-                        .bind(now)
                         .bind(user_instance.to_string())
                         .bind(user_id.to_string())
+                        .bind(effects.keep_session.map(|s| s.to_string()).unwrap_or_default())
                         .execute(&mut **tx)
                         .await
                         .map_err(backend)?;
@@ -515,6 +546,9 @@ macro_rules! sql_store {
                     .bind(g.user_id.to_string())
                     .bind(g.created_at)
                     .bind(g.created_at)
+                    .bind(g.session_id.to_string())
+                    .bind(g.session_started_at)
+                    .bind(g.sealed.as_deref())
                     .execute(&mut **tx)
                     .await
                     .map_err(backend)?;
@@ -546,8 +580,13 @@ macro_rules! sql_store {
             #[allow(dead_code, reason = "engines with a faster path do not use it")]
             async fn rotate_in_tx(&self, old: &RefreshToken, new: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
-                let done =
-                    sqlx::query(&self.sql.revoke_refresh).bind(new.created_at).bind(old.id).execute(&mut *tx).await.map_err(backend)?;
+                let done = sqlx::query(&self.sql.revoke_refresh)
+                    .bind(new.created_at)
+                    .bind(new.session_id.to_string())
+                    .bind(old.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict);
                 }
@@ -728,9 +767,29 @@ macro_rules! sql_store {
                     user_id: parse_uuid(r.try_get("rt_user_id").map_err(backend)?)?,
                     revoked: r.try_get::<Option<bool>, _>("rt_revoked").map_err(backend)?.unwrap_or(false),
                     created_at: r.try_get::<Option<DateTime<Utc>>, _>("rt_created_at").map_err(backend)?.unwrap_or_else(epoch),
+                    updated_at: r.try_get::<Option<DateTime<Utc>>, _>("rt_updated_at").map_err(backend)?,
+                    session_id: session_uuid(r.try_get("rt_session_id").map_err(backend)?),
+                    session_started_at: r.try_get::<Option<DateTime<Utc>>, _>("rt_session_started_at").map_err(backend)?,
+                    sealed: r.try_get::<Option<String>, _>("rt_sealed_token").map_err(backend)?,
                 };
                 let user = if r.try_get::<Option<String>, _>("id").map_err(backend)?.is_some() { Some(user_from_row(&r)?) } else { None };
                 Ok(Some((token, user)))
+            }
+
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
+            async fn current_session_token(&self, session_id: uuid::Uuid) -> Result<Option<RefreshToken>, StoreError> {
+                let row = sqlx::query(&self.sql.current_session)
+                    .bind(session_id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref().map(refresh_from_row).transpose()
+            }
+
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
+            async fn revoke_session(&self, session_id: uuid::Uuid, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let audit = audit.to_vec();
+                self.detached(move |s| async move { s.revoke_session_now(session_id, &audit).await }).await
             }
 
             #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
@@ -825,7 +884,7 @@ macro_rules! sql_store {
             async fn insert_user_now(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_user_row(&mut tx, u).await?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects).await?;
                 tx.commit().await.map_err(backend)
             }
 
@@ -833,6 +892,7 @@ macro_rules! sql_store {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 let done = sqlx::query(&self.sql.record_login)
                     .bind(&u.encrypted_password)
+                    .bind(&u.recovery_token)
                     .bind(u.last_sign_in_at)
                     .bind(u.updated_at)
                     .bind(u.id.to_string())
@@ -842,14 +902,14 @@ macro_rules! sql_store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::Conflict);
                 }
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects).await?;
                 tx.commit().await.map_err(backend)
             }
 
             async fn update_user_now(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.update_user_row(&mut tx, u, guard).await?;
-                self.apply_effects(&mut tx, u.instance_id, u.id, effects, u.updated_at).await?;
+                self.apply_effects(&mut tx, u.instance_id, u.id, effects).await?;
                 tx.commit().await.map_err(backend)
             }
 
@@ -980,6 +1040,13 @@ macro_rules! sql_store {
             async fn grant_refresh_token_now(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let mut tx = self.write.begin().await.map_err(backend)?;
                 self.insert_refresh(&mut tx, token).await?;
+                self.insert_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend)
+            }
+
+            async fn revoke_session_now(&self, session_id: uuid::Uuid, audit: &[AuditEntry]) -> Result<(), StoreError> {
+                let mut tx = self.write.begin().await.map_err(backend)?;
+                sqlx::query(&self.sql.delete_session).bind(session_id.to_string()).execute(&mut *tx).await.map_err(backend)?;
                 self.insert_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend)
             }

@@ -1,5 +1,5 @@
-//! Per-client limits on `/token`, `/signup`, `/recover`, `/verify` and `/invite`
-//! (`GOTRUE_RATE_LIMIT_<ENDPOINT>` requests per 5 minutes), on top of upstream's `/token`
+//! Per-client limits on `/token`, `/signup`, `/recover`, `/verify`, `/invite`, `PUT /user`
+//! and the admin API (`GOTRUE_RATE_LIMIT_<ENDPOINT>` requests per 5 minutes), on top of upstream's `/token`
 //! header bucket. The client is the TCP peer, or the address a trusted proxy
 //! (`GOTRUE_TRUSTED_PROXIES`) forwarded in `X-Forwarded-For` / `X-Real-IP`.
 
@@ -29,6 +29,10 @@ pub enum Limited {
     Verify,
     /// `POST /invite`.
     Invite,
+    /// `PUT /user`.
+    User,
+    /// `/admin/*`: every method, one budget.
+    Admin,
 }
 
 impl Limited {
@@ -39,6 +43,8 @@ impl Limited {
             Self::Recover => "recover",
             Self::Verify => "verify",
             Self::Invite => "invite",
+            Self::User => "user",
+            Self::Admin => "admin",
         }
     }
 
@@ -50,6 +56,8 @@ impl Limited {
             Self::Recover => l.recover,
             Self::Verify => l.verify,
             Self::Invite => l.invite,
+            Self::User => l.user,
+            Self::Admin => l.admin,
         }
     }
 }
@@ -106,7 +114,8 @@ pub async fn limit(State((state, which)): State<(Arc<HttpState>, Limited)>, req:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| client_key(client_ip(c.0.ip(), req.headers(), &state.rate_limit.trusted_proxies)));
-    let key = format!("client:{}:{}:{client}", which.name(), state.instance_id);
+    let instance_id = req.extensions().get::<crate::app::instances::RequestInstance>().map_or(state.instance_id, |r| r.resolved.id);
+    let key = format!("client:{}:{}:{client}", which.name(), instance_id);
     let d = state.limiter.hit(&key, max, RATE_LIMIT_WINDOW).await;
     if d.allowed {
         return next.run(req).await;

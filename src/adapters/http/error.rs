@@ -98,6 +98,7 @@ impl From<AuthError> for ApiError {
             A::SignupDisabled => Self::http(S::FORBIDDEN, msg),
             A::PasswordRequired
             | A::WeakPassword(_)
+            | A::BreachedPassword
             | A::MetadataTooLarge
             | A::EmailTaken
             | A::UserExists

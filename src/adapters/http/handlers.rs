@@ -32,12 +32,13 @@ impl FromRequestParts<Arc<HttpState>> for ReqCtx {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<HttpState>) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
-        Ok(Self(Ctx {
-            instance_id: state.instance_id,
-            config: Arc::clone(&state.config),
-            aud_header: header("x-jwt-aud"),
-            referrer: header("referer"),
-        }))
+        if let Some(r) = parts.extensions.get::<crate::app::instances::RequestInstance>() {
+            return Ok(Self(r.ctx(header("x-jwt-aud"), header("referer"))));
+        }
+        let mut ctx = Ctx::new(state.instance_id, Arc::clone(&state.config));
+        ctx.aud_header = header("x-jwt-aud");
+        ctx.referrer = header("referer");
+        Ok(Self(ctx))
     }
 }
 
@@ -79,18 +80,21 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Serialises a token response and sets the access-token cookie when asked (API.md 3.6).
-fn token_reply(state: &HttpState, headers: &HeaderMap, t: &TokenResponse) -> Response {
+/// The cookie settings are the request's instance's (in single-instance mode, the
+/// environment's).
+fn token_reply(state: &HttpState, ctx: &Ctx, headers: &HeaderMap, t: &TokenResponse) -> Response {
     let mut r = go_json(t).into_response();
     let use_cookie = headers.get("x-use-cookie").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let duration = state.config.cookie.duration;
+    let cookie = &ctx.config.cookie;
+    let duration = cookie.duration;
     if !use_cookie.is_empty() && duration > 0 {
-        let mut c = format!("{}={}; Path=/", state.cookie_key, t.access_token);
+        let mut c = format!("{}={}; Path=/", cookie.key, t.access_token);
         if use_cookie != "session" {
             let expires = state.service.now() + chrono::Duration::seconds(duration);
             c.push_str(&format!("; Expires={}; Max-Age={duration}", crate::domain::time::http_date(expires)));
         }
         c.push_str("; HttpOnly");
-        if state.cookie_secure {
+        if cookie.secure.unwrap_or_else(|| !ctx.config.site_url.starts_with("http://")) {
             c.push_str("; Secure");
         }
         c.push_str("; SameSite=Lax");
@@ -106,8 +110,8 @@ pub async fn get_health(State(state): S) -> Response {
         .into_response()
 }
 
-pub async fn get_settings(State(state): S) -> Response {
-    let c = &state.config;
+pub async fn get_settings(ReqCtx(ctx): ReqCtx) -> Response {
+    let c = &ctx.config;
     let enabled = |p: &str| c.external.providers.get(p).is_some_and(|p| p.enabled);
     let mut labels = Map::new();
     if !c.external.saml.name.is_empty() {
@@ -210,7 +214,7 @@ pub async fn post_token(
         "authorization_code" => state.service.authorization_code_grant(&ctx, get("code"), get("code_verifier")).await?,
         _ => return Err(ApiError::from(AuthError::UnsupportedGrantType)),
     };
-    Ok(token_reply(&state, &headers, &t))
+    Ok(token_reply(&state, &ctx, &headers, &t))
 }
 
 #[derive(Default, Deserialize)]
@@ -225,7 +229,7 @@ struct VerifyBody {
 pub async fn post_verify(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap, Body(body): Body) -> Result<Response, ApiError> {
     let p: VerifyBody = params(&body, "Could not read verification params")?;
     let t = state.service.verify(&ctx, VerifyParams { kind: p.kind, token: p.token, password: SecretString::from(p.password) }).await?;
-    Ok(token_reply(&state, &headers, &t))
+    Ok(token_reply(&state, &ctx, &headers, &t))
 }
 
 #[derive(Default, Deserialize)]
@@ -255,7 +259,7 @@ pub async fn post_logout(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMa
 }
 
 fn caller(c: &VerifiedClaims) -> Caller {
-    Caller { sub: c.sub.clone(), aud: c.aud().to_owned() }
+    Caller { sub: c.sub.clone(), aud: c.aud().to_owned(), session_id: c.session_id() }
 }
 
 pub async fn get_user(State(state): S, ReqCtx(ctx): ReqCtx, headers: HeaderMap) -> Response {

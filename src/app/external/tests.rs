@@ -44,7 +44,7 @@ fn ctx(extra: &[(&str, &str)]) -> Ctx {
     ];
     pairs.extend_from_slice(extra);
     let config = Config::from_env(&Env::from_pairs(pairs)).unwrap();
-    Ctx { instance_id: Uuid::nil(), config: Arc::new(config.instance), aud_header: None, referrer: None }
+    Ctx::new(Uuid::nil(), Arc::new(config.instance))
 }
 
 struct Mocks {

@@ -50,8 +50,9 @@ async fn a_missing_or_bad_signature_is_refused() {
     let r = get(nf_sign(&json!({"id": id}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["autoconfirm"], true);
-    // /health needs none.
+    // /health and the API document need none.
     assert_eq!(app.send(app.at(Method::GET, "/health")).await.status, 200);
+    assert_eq!(app.send(app.at(Method::GET, "/openapi.json")).await.status, 200);
 }
 
 #[tokio::test]

@@ -30,7 +30,10 @@ impl From<InstanceError> for ApiError {
 
 /// Whether the path belongs to the operator (no `x-nf-sign`) or needs no instance.
 fn without_instance(method: &Method, path: &str) -> bool {
-    path == "/health" || (path == "/" && method == Method::GET) || path == "/instances" || path.starts_with("/instances/")
+    matches!(path, "/health" | "/ready" | "/openapi.json")
+        || (path == "/" && method == Method::GET)
+        || path == "/instances"
+        || path.starts_with("/instances/")
 }
 
 /// Resolves the request's instance in multi-instance mode; a no-op otherwise.

@@ -73,10 +73,6 @@ export ST_USER_TOKEN
 ST_USER_TOKEN="$(curl -fsS -X POST "$BASE/token" -H "X-JWT-AUD: $USER_AUD" --data-urlencode grant_type=password \
   --data-urlencode username=user@example.com --data-urlencode "password=$USER_PASSWORD" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
 
-# Documented ahead of the branch that adds it: skipped while the server does not route it.
-pending=()
-if [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/ready")" = 404 ]; then pending+=(--exclude-path /ready); fi
-
 step "schemathesis (at most $MAX_EXAMPLES examples per operation, ${MAX_TIME}s)"
 status=0
 # The operator endpoints exist only in multi-instance mode; the stateful phase needs links
@@ -86,7 +82,7 @@ status=0
 (cd "$WORK" && timeout $((MAX_TIME + 90)) "$VENV/bin/schemathesis" --config-file "$REPO_DIR/e2e/schemathesis.toml" --no-color run "$BASE/openapi.json" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --phases examples,coverage,fuzzing \
-  --exclude-tag operator "${pending[@]}" \
+  --exclude-tag operator \
   --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" \
   --request-timeout 10 --workers 1 --seed "${SCHEMATHESIS_SEED:-20261128}") || status=$?
 

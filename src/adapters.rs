@@ -8,5 +8,6 @@ pub mod db;
 pub mod hooks;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;

@@ -114,7 +114,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate => {
             let config = load(&cli)?;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let store = wiring::Store::open(&config).await?;
             print!("{}", gotrue::adapters::db::migrate::render_status(&store.status().await?));
             let after = store.migrate().await?;
@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Admin { command } => {
             let config = load(&cli)?;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let (service, store) = wiring::open_service(&config).await?;
             let result = admin(&service, &store, &config, command).await;
             store.close().await;
@@ -133,13 +133,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Multi => {
             let mut config = load(&cli)?;
             config.multi_instance_mode = true;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let built = wiring::build(config, wiring::Overrides::default()).await?;
             wiring::serve(built).await
         }
         Command::Serve => {
             let config = load(&cli)?;
-            telemetry::init(&config.logging)?;
+            let _telemetry = telemetry::init(&config)?;
             let built = wiring::build(config, wiring::Overrides::default()).await?;
             wiring::serve(built).await
         }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod external;
 pub mod flows;
 pub mod hasher;
+pub mod health;
 pub mod hooks;
 pub mod identities;
 pub mod instances;

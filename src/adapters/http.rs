@@ -8,10 +8,12 @@ pub mod external;
 mod handlers;
 pub mod instances;
 pub mod json;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
+pub mod ready;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -391,6 +391,33 @@ pub struct TracingConfig {
     pub tags: BTreeMap<String, String>,
 }
 
+impl TracingConfig {
+    /// Where spans are POSTed (OTLP over HTTP): `http://<host>:<port>/v1/traces`, with
+    /// `localhost` and 4318 (the OTLP/HTTP port) standing in for an empty host or port. A
+    /// host that already names a scheme (`https://collector`) keeps it.
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        let host = if self.host.is_empty() { "localhost" } else { self.host.trim_end_matches('/') };
+        let port = if self.port.is_empty() { "4318" } else { self.port.as_str() };
+        if host.contains("://") {
+            format!("{host}:{port}/v1/traces")
+        } else {
+            format!("http://{host}:{port}/v1/traces")
+        }
+    }
+}
+
+/// `GOTRUE_METRICS_*` (ours): Prometheus metrics on a separate listener.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// Listen address (default `127.0.0.1`).
+    pub host: String,
+    /// Listen port (default 9464).
+    pub port: u16,
+}
+
 /// Which hash new passwords get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashScheme {
@@ -664,6 +691,8 @@ pub struct Config {
     pub multi_instance_mode: bool,
     /// Tracing export.
     pub tracing: TracingConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
     /// Header keying upstream's `/token` rate limiter.
     pub rate_limit_header: String,
     /// Our per-client and per-address limits (`GOTRUE_RATE_LIMIT_*`).
@@ -823,6 +852,18 @@ impl Config {
                 },
                 tags: env.map("TRACING_TAGS")?,
             },
+            metrics: MetricsConfig {
+                enabled: env.bool("METRICS_ENABLED", false)?,
+                host: {
+                    let h = env.string("METRICS_HOST", "127.0.0.1");
+                    if h.is_empty() {
+                        "127.0.0.1".into()
+                    } else {
+                        h
+                    }
+                },
+                port: port(env, "METRICS_PORT", &[], 9464)?,
+            },
             rate_limit_header: env.string("RATE_LIMIT_HEADER", ""),
             rate_limit: RateLimitConfig::from_env(env)?,
             hibp: HibpConfig::from_env(env)?,
@@ -934,6 +975,29 @@ impl Config {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret as _;
+
+    #[test]
+    fn tracing_endpoint_and_metrics_defaults() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert!(!c.tracing.enabled);
+        assert_eq!(c.tracing.endpoint(), "http://localhost:4318/v1/traces");
+        assert!(!c.metrics.enabled);
+        assert_eq!((c.metrics.host.as_str(), c.metrics.port), ("127.0.0.1", 9464));
+        let c = Config::from_env(&Env::from_pairs([
+            ("GOTRUE_TRACING_HOST", "otel.internal"),
+            ("GOTRUE_TRACING_PORT", "14318"),
+            ("GOTRUE_METRICS_ENABLED", "true"),
+            ("GOTRUE_METRICS_HOST", "0.0.0.0"),
+            ("GOTRUE_METRICS_PORT", "9100"),
+        ]))
+        .unwrap();
+        assert_eq!(c.tracing.endpoint(), "http://otel.internal:14318/v1/traces");
+        assert!(c.metrics.enabled);
+        assert_eq!((c.metrics.host.as_str(), c.metrics.port), ("0.0.0.0", 9100));
+        let c = Config::from_env(&Env::from_pairs([("GOTRUE_TRACING_HOST", "https://collector.example/")])).unwrap();
+        assert_eq!(c.tracing.endpoint(), "https://collector.example:4318/v1/traces");
+        assert!(Config::from_env(&Env::from_pairs([("GOTRUE_METRICS_PORT", "70000")])).is_err());
+    }
 
     #[test]
     fn go_values_parse() {

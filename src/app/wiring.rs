@@ -19,6 +19,7 @@ use crate::adapters::db::{sqlite, MySqlStore, SqliteStore};
 use crate::adapters::hooks::ReqwestHookSender;
 use crate::adapters::http::{self, ratelimit::HeaderLimiter, HttpState};
 use crate::adapters::mail::{DropMailer, FetchSettings, LogMailer, Renderer, SmtpMailer, SmtpMailerFactory, SmtpSettings};
+use crate::adapters::metrics::{CountingHookSender, CountingMailer, CountingMailerFactory, Metrics, PoolState};
 use crate::adapters::oauth::{self, OAuthRegistry};
 use crate::adapters::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::app::hooks::resolve_hook_url;
@@ -26,6 +27,7 @@ use crate::ports::audit::AuditStore;
 use crate::ports::breached::BreachedPasswords;
 use crate::ports::clock::Clock;
 use crate::ports::flows::FlowStore;
+use crate::ports::health::HealthProbe;
 use crate::ports::hooks::{HookEvent, HookSender};
 use crate::ports::identities::IdentityStore;
 use crate::ports::instances::InstanceStore;
@@ -152,6 +154,24 @@ impl Store {
         }
     }
 
+    /// The readiness probe.
+    #[must_use]
+    pub fn health(&self) -> Arc<dyn HealthProbe> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::MySql(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// The connection pools' state, for metrics.
+    #[must_use]
+    pub fn pool_state(&self) -> Vec<PoolState> {
+        match self {
+            Self::Sqlite(s) => s.pool_state().to_vec(),
+            Self::MySql(s) => s.pool_state().to_vec(),
+        }
+    }
+
     /// Migrates when configured to, else refuses a schema that is not up to date.
     async fn ensure_schema(&self, automigrate: bool) -> Result<(), String> {
         if automigrate {
@@ -242,6 +262,8 @@ pub struct Built {
     pub store: Store,
     /// The configuration actually in force.
     pub config: Config,
+    /// The metrics, when `GOTRUE_METRICS_ENABLED` is on ([`serve`] exposes them).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Opens the database (migrating when configured), builds the adapters and the router.
@@ -267,8 +289,16 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         None => mailer(&config)?,
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let metrics = config.metrics.enabled.then(|| Arc::new(Metrics::new()));
+    let mailer = match &metrics {
+        Some(m) => Arc::new(CountingMailer::new(mailer, Arc::clone(m))),
+        None => mailer,
+    };
     let instances = if multi {
-        let factory = mailer_factory(&config, Arc::clone(&mailer))?;
+        let mut factory = mailer_factory(&config, Arc::clone(&mailer))?;
+        if let Some(m) = &metrics {
+            factory = Arc::new(CountingMailerFactory::new(factory, Arc::clone(m)));
+        }
         Some(Arc::new(Instances::new(
             store.instances(),
             Arc::clone(&clock),
@@ -280,8 +310,11 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
     } else {
         None
     };
-    let hooks = webhook_sender(&config, Arc::clone(&clock))?;
+    let mut hooks = webhook_sender(&config, Arc::clone(&clock))?;
     let limiter = rate_limiter(&config)?;
+    if let Some(m) = &metrics {
+        hooks = Arc::new(CountingHookSender::new(hooks, Arc::clone(m)));
+    }
     warn_short_jwt_secret(&config);
     let providers = Arc::new(OAuthRegistry::new(
         oauth::HttpClient::new(oauth::PROVIDER_TIMEOUT).map_err(|e| format!("could not set up the OAuth client: {e}"))?,
@@ -318,7 +351,11 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         version: crate::VERSION.to_owned(),
         instances,
     };
-    Ok(Built { router: http::router(Arc::new(state)), store, config })
+    let mut router = http::router(Arc::new(state)).merge(http::ready::routes(store.health()));
+    if let Some(m) = &metrics {
+        router = router.layer(axum::middleware::from_fn_with_state(Arc::clone(m), http::metrics::track));
+    }
+    Ok(Built { router, store, config, metrics })
 }
 
 /// The rate-limit counters: in Redis when `GOTRUE_RATE_LIMIT_REDIS_URL` is set (shared by
@@ -489,9 +526,30 @@ pub async fn serve(built: Built) -> Result<(), String> {
     let host = if built.config.api.host.is_empty() { "0.0.0.0" } else { built.config.api.host.as_str() };
     let addr = format!("{host}:{}", built.config.api.port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| format!("could not listen on {addr}: {e}"))?;
+    if let Some(m) = &built.metrics {
+        serve_metrics(&built.config, Arc::clone(m), built.store.clone()).await?;
+    }
     tracing::info!("GoTrue API started on: {addr}");
     serve_on(listener, built.router, built.config.api.header_read_timeout, shutdown_signal()).await;
     built.store.close().await;
+    Ok(())
+}
+
+/// Starts the Prometheus listener (`GOTRUE_METRICS_HOST:GOTRUE_METRICS_PORT`, `GET /metrics`);
+/// it runs until the process ends.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve_metrics(config: &Config, metrics: Arc<Metrics>, store: Store) -> Result<(), String> {
+    let addr = format!("{}:{}", config.metrics.host, config.metrics.port);
+    let listener = TcpListener::bind(&addr).await.map_err(|e| format!("could not listen on {addr} (GOTRUE_METRICS_HOST/PORT): {e}"))?;
+    let app = crate::adapters::metrics::router(metrics, Arc::new(move || store.pool_state()));
+    tracing::info!("metrics served on: http://{addr}/metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

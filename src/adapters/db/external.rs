@@ -134,6 +134,7 @@ macro_rules! external_store {
 
         #[async_trait::async_trait]
         impl IdentityStore for $store {
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_identity(
                 &self,
                 instance_id: uuid::Uuid,
@@ -150,6 +151,7 @@ macro_rules! external_store {
                 row.as_ref().map(identity_from_row).transpose()
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn user_identities(&self, instance_id: uuid::Uuid, user_id: uuid::Uuid) -> Result<Vec<Identity>, StoreError> {
                 let rows = sqlx::query(&self.sql.external.identities_of_user)
                     .bind(instance_id.to_string())
@@ -160,11 +162,13 @@ macro_rules! external_store {
                 rows.iter().map(identity_from_row).collect()
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn insert_user_with_identity(&self, u: &User, identity: &Identity, effects: &Effects) -> Result<(), StoreError> {
                 let (u, identity, effects) = (u.clone(), identity.clone(), effects.clone());
                 self.detached(move |s| async move { s.insert_user_with_identity_now(&u, &identity, &effects).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn update_user_with_identity(
                 &self,
                 u: &User,
@@ -204,6 +208,7 @@ macro_rules! external_store {
 
         #[async_trait::async_trait]
         impl FlowStore for $store {
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn use_state(
                 &self,
                 instance_id: uuid::Uuid,
@@ -215,11 +220,13 @@ macro_rules! external_store {
                 self.detached(move |s| async move { s.use_state_now(instance_id, &id, expires_at, now).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn insert_auth_code(&self, code: &AuthCode, now: DateTime<Utc>) -> Result<(), StoreError> {
                 let code = code.clone();
                 self.detached(move |s| async move { s.insert_auth_code_now(&code, now).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn take_auth_code(&self, digest: &str) -> Result<Option<AuthCode>, StoreError> {
                 let digest = digest.to_owned();
                 self.detached(move |s| async move { s.take_auth_code_now(&digest).await }).await

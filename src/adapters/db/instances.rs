@@ -34,18 +34,21 @@ macro_rules! instance_store {
 
         #[async_trait::async_trait]
         impl InstanceStore for $store {
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_instance(&self, id: uuid::Uuid) -> Result<Option<InstanceRow>, StoreError> {
                 let q = format!("{} WHERE id = ? LIMIT 1", self.instance_select());
                 let row = sqlx::query(&q).bind(id.to_string()).fetch_optional(&self.read).await.map_err(backend)?;
                 row.as_ref().map(instance_from_row).transpose()
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_instance_by_uuid(&self, uuid: uuid::Uuid) -> Result<Option<InstanceRow>, StoreError> {
                 let q = format!("{} WHERE uuid = ? LIMIT 1", self.instance_select());
                 let row = sqlx::query(&q).bind(uuid.to_string()).fetch_optional(&self.read).await.map_err(backend)?;
                 row.as_ref().map(instance_from_row).transpose()
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn insert_instance(&self, row: &InstanceRow) -> Result<(), StoreError> {
                 let q = format!(
                     "INSERT INTO {} (id, uuid, raw_base_config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
@@ -66,6 +69,7 @@ macro_rules! instance_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn update_instance(&self, row: &InstanceRow) -> Result<(), StoreError> {
                 let q = format!("UPDATE {} SET uuid = ?, raw_base_config = ?, updated_at = ? WHERE id = ?", self.tables.instances);
                 let done = sqlx::query(&q)
@@ -85,6 +89,7 @@ macro_rules! instance_store {
                 Ok(())
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn delete_instance(&self, id: uuid::Uuid) -> Result<(), StoreError> {
                 let t = &self.tables;
                 let mut tx = self.write.begin().await.map_err(backend)?;

@@ -458,6 +458,8 @@ macro_rules! sql_store {
         use $crate::ports::users::{Effects, Guard, StoreError, TokenColumn, UserListQuery, UserStore};
 
         type Row = <$db as sqlx::Database>::Row;
+        /// The engine's name on the `db.system` field of the store spans.
+        const DB_SYSTEM: &str = <$db as sqlx::Database>::NAME;
         type Tx<'a> = sqlx::Transaction<'a, $db>;
 
         fn user_from_row(r: &Row) -> Result<User, StoreError> {
@@ -671,10 +673,12 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl UserStore for $store {
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_user_by_email(&self, instance_id: uuid::Uuid, aud: &str, key: &str) -> Result<Option<User>, StoreError> {
                 self.fetch_user(&self.sql.user_by_email, &[Some(instance_id.to_string()), Some(aud.to_owned()), Some(key.to_owned())]).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_user_by_id(&self, instance_id: Option<uuid::Uuid>, id: uuid::Uuid) -> Result<Option<User>, StoreError> {
                 match instance_id {
                     Some(i) => self.fetch_user(&self.sql.user_by_id, &[Some(i.to_string()), Some(id.to_string())]).await,
@@ -682,6 +686,7 @@ macro_rules! sql_store {
                 }
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_user_by_token(
                 &self,
                 instance_id: Option<uuid::Uuid>,
@@ -695,31 +700,37 @@ macro_rules! sql_store {
                 self.fetch_user(self.sql.by_token(column), &[Some(digest.to_owned()), i.clone(), i]).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn insert_user(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let (u, effects) = (u.clone(), effects.clone());
                 self.detached(move |s| async move { s.insert_user_now(&u, &effects).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn update_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
                 self.detached(move |s| async move { s.update_user_now(&u, &guard, &effects).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn record_login(&self, u: &User, effects: &Effects) -> Result<(), StoreError> {
                 let (u, effects) = (u.clone(), effects.clone());
                 self.detached(move |s| async move { s.record_login_now(&u, &effects).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn delete_user(&self, u: &User, guard: &Guard, effects: &Effects) -> Result<(), StoreError> {
                 let (u, guard, effects) = (u.clone(), guard.clone(), effects.clone());
                 self.detached(move |s| async move { s.delete_user_now(&u, &guard, &effects).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn retract_user(&self, u: &User, guard: &Guard, audit_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
                 let (u, guard, ids) = (u.clone(), guard.clone(), audit_ids.to_vec());
                 self.detached(move |s| async move { s.retract_user_now(&u, &guard, &ids).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn list_users(&self, instance_id: uuid::Uuid, query: &UserListQuery) -> Result<Page<User>, StoreError> {
                 let filter = query.filter.as_deref().filter(|f| !f.is_empty());
                 let st = self.sql.lists.users(query.aud.is_some(), filter.is_some(), query.order);
@@ -738,11 +749,13 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl TokenStore for $store {
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_refresh_token(&self, digest: &str) -> Result<Option<RefreshToken>, StoreError> {
                 let row = sqlx::query(&self.sql.refresh_by_token).bind(digest).fetch_optional(&self.read).await.map_err(backend)?;
                 row.as_ref().map(refresh_from_row).transpose()
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn find_refresh_session(&self, digest: &str) -> Result<Option<(RefreshToken, Option<User>)>, StoreError> {
                 let Some(r) = sqlx::query(&self.sql.refresh_session).bind(digest).fetch_optional(&self.read).await.map_err(backend)? else {
                     return Ok(None);
@@ -763,6 +776,7 @@ macro_rules! sql_store {
                 Ok(Some((token, user)))
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn current_session_token(&self, session_id: uuid::Uuid) -> Result<Option<RefreshToken>, StoreError> {
                 let row = sqlx::query(&self.sql.current_session)
                     .bind(session_id.to_string())
@@ -772,16 +786,19 @@ macro_rules! sql_store {
                 row.as_ref().map(refresh_from_row).transpose()
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn revoke_session(&self, session_id: uuid::Uuid, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let audit = audit.to_vec();
                 self.detached(move |s| async move { s.revoke_session_now(session_id, &audit).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn grant_refresh_token(&self, token: &NewRefreshToken, audit: &[AuditEntry]) -> Result<(), StoreError> {
                 let (token, audit) = (token.clone(), audit.to_vec());
                 self.detached(move |s| async move { s.grant_refresh_token_now(&token, &audit).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn rotate_refresh_token(
                 &self,
                 old: &RefreshToken,
@@ -792,6 +809,7 @@ macro_rules! sql_store {
                 self.detached(move |s| async move { s.rotate(&old, &new, &audit).await }).await
             }
 
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn revoke_user_tokens(
                 &self,
                 instance_id: uuid::Uuid,
@@ -805,6 +823,7 @@ macro_rules! sql_store {
 
         #[async_trait::async_trait]
         impl AuditStore for $store {
+            #[tracing::instrument(target = "gotrue::db", level = "debug", skip_all, fields(db.system = DB_SYSTEM))]
             async fn list_audit(&self, instance_id: uuid::Uuid, query: &AuditListQuery) -> Result<Page<AuditEntry>, StoreError> {
                 let search = query.search.as_ref();
                 let st = self.sql.lists.audit(search);
@@ -826,6 +845,22 @@ macro_rules! sql_store {
                     |e| e.id,
                 )
                 .await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ports::health::HealthProbe for $store {
+            async fn check_database(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.read).await.map_err(backend)?;
+                Ok(())
+            }
+        }
+
+        impl $store {
+            /// Open and idle connections of the read and the write pool (for metrics).
+            #[must_use]
+            pub fn pool_state(&self) -> [(&'static str, u32, usize); 2] {
+                [("read", self.read.size(), self.read.num_idle()), ("write", self.write.size(), self.write.num_idle())]
             }
         }
 

@@ -168,7 +168,7 @@ pub async fn post_signup(State(state): S, ReqCtx(ctx): ReqCtx, Body(body): Body)
 }
 
 /// `/token` parameters: from a urlencoded (or JSON) body first, then the query string.
-fn token_params(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> HashMap<String, String> {
+pub(super) fn token_params(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> HashMap<String, String> {
     let mut out: HashMap<String, String> =
         uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +35,20 @@ pub async fn request_context(State(state): State<Arc<HttpState>>, mut req: Reque
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let nf_client = req.headers().get("x-nf-client").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path, nf_client = %nf_client);
+    // The route template names the exported span (`POST /token`); the raw path stays a field.
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        path = %path,
+        nf_client = %nf_client,
+        otel.name = %format_args!("{method} {}", route.as_deref().unwrap_or("unmatched")),
+        otel.kind = "server",
+        http.route = route.as_deref().unwrap_or(""),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     let start = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
@@ -59,6 +72,10 @@ pub async fn request_context(State(state): State<Arc<HttpState>>, mut req: Reque
         resp.headers_mut().insert(HeaderName::from_static(REQUEST_ID_RESPONSE_HEADER), v);
     }
     let elapsed = start.elapsed();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     let _enter = span.enter();
     if let Some(InternalCause(cause)) = resp.extensions().get::<InternalCause>() {
         tracing::error!(status = status.as_u16(), duration_ms = elapsed.as_secs_f64() * 1e3, error = %cause, "request completed");

@@ -298,4 +298,48 @@ mod tests {
         let plain = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &state, &EncodingKey::from_secret(b"secret")).unwrap();
         assert_eq!(verify(&plain, b"secret", NOW, None).unwrap_err(), "token type is not an access token");
     }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        // ASVS 9.2.1: `nbf` (and `iat`) in the future are refused like a past `exp`.
+        let mut c = claims();
+        c["nbf"] = serde_json::json!(NOW + 30);
+        let t = hs256(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &c, b"secret");
+        assert_eq!(verify(&t, b"secret", NOW, None).unwrap_err(), "token is not valid yet");
+        assert!(verify(&t, b"secret", NOW + 30, None).is_ok(), "valid from nbf on");
+        let mut c = claims();
+        c["exp"] = serde_json::json!(NOW - 1);
+        let t = hs256(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &c, b"secret");
+        assert_eq!(verify(&t, b"secret", NOW, None).unwrap_err(), "token is expired");
+    }
+
+    #[test]
+    fn keys_named_in_the_header_are_never_used() {
+        // ASVS 9.1.3, RFC 8725 3.10: `jwk`, `jku`, `x5u` and `kid` do not choose the key; only
+        // the configured secret verifies.
+        let header = serde_json::json!({
+            "alg": "HS256",
+            "typ": "JWT",
+            "kid": "attacker",
+            "jku": "https://attacker.example/jwks.json",
+            "x5u": "https://attacker.example/cert.pem",
+            "jwk": {"kty": "oct", "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"attacker-key")},
+        });
+        let forged = hs256(&header, &claims(), b"attacker-key");
+        assert_eq!(verify(&forged, b"secret", NOW, None).unwrap_err(), "signature is invalid");
+        let ours = hs256(&header, &claims(), b"secret");
+        assert!(verify(&ours, b"secret", NOW, None).is_ok());
+    }
+
+    #[test]
+    fn tampered_claims_are_refused_before_they_are_read() {
+        // ASVS 9.1.1, RFC 8725 3.3: the MAC covers header and claims.
+        let t = hs256(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &claims(), b"secret");
+        let mut c = claims();
+        c["sub"] = serde_json::json!(Uuid::new_v4().to_string());
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+        let parts: Vec<&str> = t.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], b64, parts[2]);
+        assert_eq!(verify(&tampered, b"secret", NOW, None).unwrap_err(), "signature is invalid");
+    }
 }

@@ -389,8 +389,13 @@ pub fn breached_passwords(config: &Config) -> Result<Option<Arc<dyn BreachedPass
 /// RFC 8725 3.5: an HMAC key must carry at least as much entropy as the hash output.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Whether the configured JWT secret is shorter than [`MIN_JWT_SECRET_BYTES`].
+fn jwt_secret_is_short(config: &Config) -> bool {
+    config.instance.jwt.secret.as_ref().is_some_and(|s| s.expose_secret().len() < MIN_JWT_SECRET_BYTES)
+}
+
 fn warn_short_jwt_secret(config: &Config) {
-    if config.instance.jwt.secret.as_ref().is_some_and(|s| s.expose_secret().len() < MIN_JWT_SECRET_BYTES) {
+    if jwt_secret_is_short(config) {
         tracing::warn!(
             "GOTRUE_JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes: access tokens can be forged by guessing it offline; use a long random secret"
         );
@@ -647,4 +652,18 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::config::Env;
+
+    #[test]
+    fn a_jwt_secret_shorter_than_32_bytes_is_warned_about() {
+        let with = |secret: &str| Config::from_env(&Env::from_pairs([("GOTRUE_JWT_SECRET", secret)])).unwrap();
+        assert!(jwt_secret_is_short(&with("x")));
+        assert!(jwt_secret_is_short(&with(&"k".repeat(31))));
+        assert!(!jwt_secret_is_short(&with(&"k".repeat(32))));
+    }
 }

@@ -49,6 +49,8 @@ pub struct IdTokenFaults {
     pub nonce: Option<String>,
     pub bad_signature: bool,
     pub omit: bool,
+    /// The discovery document names this issuer instead of the fake's own URL.
+    pub metadata_issuer: Option<String>,
 }
 
 /// What the fake answers.
@@ -384,10 +386,11 @@ async fn facebook_me(State(f): State<Fake>, headers: HeaderMap, uri: Uri) -> Res
 async fn discovery(State(f): State<Fake>) -> Response {
     f.seen.lock().unwrap().discovery_hits += 1;
     let b = &f.base;
+    let issuer = f.script.lock().unwrap().id_token.metadata_issuer.clone().unwrap_or_else(|| b.clone());
     json_response(
         200,
         json!({
-            "issuer": b,
+            "issuer": issuer,
             "authorization_endpoint": format!("{b}/o/oauth2/v2/auth"),
             "token_endpoint": format!("{b}/token"),
             "jwks_uri": format!("{b}/jwks"),

@@ -105,3 +105,18 @@ async fn the_grant_works_with_the_email_provider_disabled() {
     let r = app.post_form("/token", &[("grant_type", "password"), ("username", "a@example.com"), ("password", "x")]).await;
     r.assert_error(400, "Unsupported email provider");
 }
+
+#[tokio::test]
+async fn codes_live_five_minutes() {
+    // ASVS 10.4.3: an authorization code is short-lived (at most 10 minutes at level 2).
+    let app = TestApp::spawn().await;
+    let (_, challenge) = pair();
+    code_for(&app, &challenge).await;
+    let q = "SELECT created_at, expires_at FROM oauth_codes";
+    let (created, expires): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = match &app.store {
+        Store::Sqlite(s) => sqlx::query_as(q).fetch_one(s.pool()).await.unwrap(),
+        Store::MySql(s) => sqlx::query_as(q).fetch_one(s.pool()).await.unwrap(),
+    };
+    assert_eq!((expires - created).num_seconds(), gotrue::app::external::AUTH_CODE_TTL_SECS);
+    assert_eq!(gotrue::app::external::AUTH_CODE_TTL_SECS, 300);
+}

@@ -151,6 +151,19 @@ async fn google_id_tokens_are_checked() {
 }
 
 #[tokio::test]
+async fn google_discovery_naming_another_issuer_is_refused() {
+    // ASVS 10.5.3: metadata whose issuer differs from the configured one is not used.
+    let app = TestApp::spawn().await;
+    account(&app, "g-3", "Mixed Up", &[("mixup@example.com", true, true)]);
+    app.fake.script(|s| s.id_token.metadata_issuer = Some("https://accounts.evil.example".into()));
+    let r = app.authorize(&Browser::default(), "provider=google").await;
+    assert!(r.status >= 400, "no redirect to the provider: {} {}", r.status, r.text);
+    assert!(!r.text.contains("evil"), "{}", r.text);
+    app.fake.script(|s| s.id_token.metadata_issuer = None);
+    app.dance("google").await.assert_tokens();
+}
+
+#[tokio::test]
 async fn google_unverified_email_is_not_trusted() {
     let app = TestApp::spawn().await;
     app.existing_user("owner@example.com", true).await;

@@ -52,3 +52,20 @@ async fn with_bcrypt_over_72_bytes_is_refused_not_truncated() {
     assert_eq!(signup(&app, "max@example.com", &"b".repeat(72)).await.status, 200);
     signup(&app, "over@example.com", &"c".repeat(73)).await.assert_error(422, "Password should be at most 72 bytes");
 }
+
+#[tokio::test]
+async fn passwords_of_any_composition_are_verified_exactly() {
+    // ASVS 6.2.5 and 6.2.8: no composition rules; the password is compared as sent (no
+    // trimming, case folding or Unicode normalisation).
+    let app = TestApp::spawn_with(&[("GOTRUE_PASSWORD_MIN_LENGTH", "8"), ("GOTRUE_MAILER_AUTOCONFIRM", "true")]).await;
+    let pw = " Pa\u{0308}ss wörd 🙂\t";
+    assert_eq!(signup(&app, "any@example.com", pw).await.status, 200);
+    assert_eq!(app.login("any@example.com", pw).await.status, 200);
+    for variant in [pw.trim().to_owned(), pw.to_uppercase(), pw.to_lowercase(), pw.replace("a\u{0308}", "ä")] {
+        assert_eq!(app.login("any@example.com", &variant).await.status, 400, "{variant:?}");
+    }
+    for (i, only) in ["aaaaaaaa", "        ", "!!!!!!!!", "日本語のパスワード"].into_iter().enumerate() {
+        let email = format!("only{i}@example.com");
+        assert_eq!(signup(&app, &email, only).await.status, 200, "{only:?}");
+    }
+}

@@ -305,3 +305,16 @@ async fn fifty_parallel_signups_of_one_address_create_one_user() {
         assert_eq!(users, 1, "{engine:?}: {statuses:?}");
     }
 }
+
+#[tokio::test]
+async fn every_login_starts_a_new_session() {
+    // ASVS 7.2.4: a new session and new tokens on every authentication.
+    let app = TestApp::spawn().await;
+    let (_, first) = user_and_login(&app, "again@example.com").await;
+    let second = app.login("again@example.com", "password").await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_ne!(rt_of(&first), rt_of(&second));
+    assert_ne!(first.json["access_token"], second.json["access_token"]);
+    let (a, b) = (session_of(&first), session_of(&second));
+    assert!(a.is_string() && b.is_string() && a != b, "{a} {b}");
+}

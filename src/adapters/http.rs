@@ -56,6 +56,9 @@ pub struct HttpState {
     pub version: String,
     /// Multi-instance mode: the instances (`None` in single-instance mode).
     pub instances: Option<Arc<crate::app::instances::Instances>>,
+    /// Whether spans are exported (`TRACING_ENABLED`): request spans then carry the
+    /// OpenTelemetry fields too, which every log line would otherwise pay for.
+    pub export_spans: bool,
 }
 
 impl HttpState {

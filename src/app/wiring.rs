@@ -350,6 +350,7 @@ pub async fn build(mut config: Config, overrides: Overrides) -> Result<Built, St
         cors_origins: config.api.cors_allowed_origins.clone(),
         version: crate::VERSION.to_owned(),
         instances,
+        export_spans: config.tracing.enabled,
     };
     let mut router = http::router(Arc::new(state)).merge(http::ready::routes(store.health()));
     if let Some(m) = &metrics {

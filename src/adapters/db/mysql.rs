@@ -4,7 +4,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
@@ -133,8 +133,7 @@ impl MySqlStore {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt) * u64::from(attempt))).await;
             }
-            match MySqlPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire_timeout).connect_with(opts.clone()).await
-            {
+            match super::pool_options::<sqlx::MySql>(max_connections, acquire_timeout).connect_with(opts.clone()).await {
                 Ok(pool) => {
                     let tables = Tables::new(namespace);
                     return Ok(Self { read: pool.clone(), write: pool, sql: Sql::new(&tables, Dialect::MySql), tables });

@@ -6,7 +6,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use sqlx::{Connection as _, Row as _};
 
 use super::external::external_store;
@@ -68,15 +68,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-16000")
             .pragma("temp_store", "memory");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(acquire_timeout)
+        let write = super::pool_options::<sqlx::Sqlite>(1, acquire_timeout)
             .connect_with(opts.clone())
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers.max(1))
-            .acquire_timeout(acquire_timeout)
+        let read = super::pool_options::<sqlx::Sqlite>(readers.max(1), acquire_timeout)
             .connect_with(opts.read_only(true))
             .await
             .map_err(|e| format!("could not open SQLite database {}: {e}", path.display()))?;

@@ -48,7 +48,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # The binary's environment: nothing inherited but PATH and HOME, plus the engine's settings.
 gt_env() {
   GT_ENV=(PATH="$PATH" HOME="${HOME:-/tmp}" GOTRUE_DB_DRIVER="$DRIVER" DATABASE_URL="$DB_URL"
-    GOTRUE_JWT_SECRET="$SECRET" GOTRUE_JWT_AUD="$AUD" GOTRUE_LOG_LEVEL=warn GOTRUE_API_HOST=127.0.0.1)
+    GOTRUE_JWT_SECRET="$SECRET" GOTRUE_JWT_AUD="$AUD" GOTRUE_LOG_LEVEL=warn GOTRUE_API_HOST=127.0.0.1
+    GOTRUE_RATE_LIMIT_ADMIN=0)
 }
 
 # Prints a HS256 JWT for `sub`.

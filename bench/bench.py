@@ -280,6 +280,7 @@ def bench_backend(backend, opts, phc, verify_ms):
         # The load generator is one client: the per-client limits would cap the benchmark.
         "GOTRUE_RATE_LIMIT_TOKEN": "0", "GOTRUE_RATE_LIMIT_SIGNUP": "0", "GOTRUE_RATE_LIMIT_VERIFY": "0",
         "GOTRUE_RATE_LIMIT_RECOVER": "0", "GOTRUE_RATE_LIMIT_INVITE": "0", "GOTRUE_RATE_LIMIT_EMAIL_SENT": "0",
+        "GOTRUE_RATE_LIMIT_USER": "0", "GOTRUE_RATE_LIMIT_ADMIN": "0",
     })
     seed = Seed(opts.users, opts.tokens, phc)
     if backend == "sqlite":

@@ -24,6 +24,7 @@ RUN mkdir -p src benches \
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
+COPY openapi.json ./
 ARG GIT_COMMIT=""
 ENV GOTRUE_GIT_COMMIT=${GIT_COMMIT}
 # touch: the placeholder build above must not be mistaken for the real one.

@@ -373,9 +373,13 @@ def main():
     opts = ap.parse_args()
     cores = os.cpu_count()
     params = ("19456", "2", "1")
-    hc = json.loads(subprocess.run([HASH_CEILING, *params, "20"], capture_output=True, text=True, check=True).stdout)
-    ceiling = cores * 1000 / hc["verify_ms"]
-    log(f"argon2id m=19456 t=2 p=1: one verify {hc['verify_ms']:.2f} ms on one core → ceiling {ceiling:.1f}/s on {cores} cores")
+    hc = json.loads(subprocess.run([HASH_CEILING, *params, "20", str(cores)], capture_output=True, text=True, check=True).stdout)
+    # The ceiling is what every core hashing at once achieves (a shared host runs its cores
+    # slower when all are busy); cores / one verify on an otherwise idle machine is shown too.
+    single_ceiling = cores * 1000 / hc["verify_ms"]
+    ceiling = hc.get("all_threads_per_s", single_ceiling)
+    log(f"argon2id m=19456 t=2 p=1: one verify {hc['verify_ms']:.2f} ms on one core (cores / that = {single_ceiling:.1f}/s); "
+        f"{cores} threads hashing together: {ceiling:.1f}/s = the hashing ceiling")
     backends = [b for b in opts.backends.split(",") if b]
     if "mysql" in backends and not mysql_reachable():
         log("MariaDB not reachable on 127.0.0.1:3306; skipping it")
@@ -383,7 +387,7 @@ def main():
     results = {}
     for b in backends:
         results[b] = bench_backend(b, opts, hc["hash"], hc["verify_ms"])
-    limits = {"hash_ceiling": ceiling, "verify_ms": hc["verify_ms"], "health": {b: results[b]["health"]["rps"] for b in backends}}
+    limits = {"hash_ceiling": ceiling, "single_thread_ceiling": single_ceiling, "verify_ms": hc["verify_ms"], "health": {b: results[b]["health"]["rps"] for b in backends}}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     meta = {"date": datetime.date.today().isoformat(), "commit": commit, "cores": cores, "cpu": cpu, "users": opts.users, "duration_s": opts.duration, "runs": opts.runs, "log_level": opts.log_level}
@@ -391,7 +395,8 @@ def main():
         f"Measured {meta['date']} on {cores} cores ({cpu}), commit {commit}; {opts.users} seeded users; wrk, 2 threads, "
         f"median of {opts.runs} runs of {opts.duration} s; load generator on the same machine.",
         "",
-        f"Limits measured in the same run: one argon2id verify (m=19456, t=2, p=1) {hc['verify_ms']:.1f} ms on one core → hashing ceiling {ceiling:.0f}/s; "
+        f"Limits measured in the same run: one argon2id verify (m=19456, t=2, p=1) {hc['verify_ms']:.1f} ms on one core (cores / that = {single_ceiling:.0f}/s); "
+        f"{cores} threads verifying together {ceiling:.0f}/s = the hashing ceiling; "
         + ", ".join(f"`/health` {limits['health'][b]:.0f}/s on {b}" for b in backends) + ".",
         "",
         "| Backend | Operation | Conns | Requests/s | p50 ms | p99 ms | Ratio to limit | Target | Met |",
@@ -419,7 +424,7 @@ def main():
     lines.append("")
     lines.append("Where the cores went during the hashing-bound runs (cores busy, from /proc): the server, and everything else "
                  "(wrk, the database server, the rest of the machine). The ceiling on the CPU left to the server is "
-                 "(cores − other) / one verify.")
+                 "the hashing ceiling × (cores − other) / cores.")
     lines.append("")
     lines.append("| Backend | Operation | Server cores | Other cores | Ceiling on the server's share | Ratio |")
     lines.append("|---|---|---|---|---|---|")
@@ -429,7 +434,7 @@ def main():
             if not row or "cpu_other" not in row:
                 continue
             left = max(0.01, cores - row["cpu_other"])
-            adj = left * 1000 / hc["verify_ms"]
+            adj = left / cores * ceiling
             lines.append(f"| {b} | {op} | {row['cpu_server']:.2f} | {row['cpu_other']:.2f} | {adj:.0f}/s | {row['rps'] / adj:.0%} |")
     table = "\n".join(lines)
     print(table)

@@ -1,7 +1,9 @@
 //! Measures one argon2id verify at the given parameters on one thread (the password-grant
-//! ceiling is cores / this time) and prints a hash of "password" for seeding benchmarks.
+//! ceiling is cores / this time) and, with `threads` > 1, the verifies per second that many
+//! threads reach together (every core hashing, as under a login load: a shared host may run
+//! cores slower when all are busy). Prints a hash of "password" for seeding benchmarks.
 //!
-//! `cargo run --release --example hash_ceiling -- <memory_kib> <iterations> <parallelism> <rounds>`
+//! `cargo run --release --example hash_ceiling -- <memory_kib> <iterations> <parallelism> <rounds> [threads]`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods, missing_docs)]
 
 use std::time::Instant;
@@ -20,6 +22,7 @@ async fn main() {
         args.get(2).copied().unwrap_or(1),
         args.get(3).copied().unwrap_or(20),
     );
+    let threads = args.get(4).copied().unwrap_or(1).max(1);
     let cfg = PasswordConfig {
         scheme: HashScheme::Argon2id,
         argon2_memory_kib: m,
@@ -41,5 +44,20 @@ async fn main() {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    println!("{{\"verify_ms\": {median:.3}, \"hash\": \"{hash}\"}}");
+    // Every thread busy: `threads` verifies at a time on a pool of that size, `rounds` times.
+    let pool = std::sync::Arc::new(PooledHasher::new(&PasswordConfig { hash_threads: threads as usize, ..cfg }).unwrap());
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let batch: Vec<_> = (0..threads)
+            .map(|_| {
+                let (pool, hash) = (std::sync::Arc::clone(&pool), hash.clone());
+                tokio::spawn(async move { pool.verify(SecretString::from("password".to_owned()), hash).await.unwrap().matches })
+            })
+            .collect();
+        for b in batch {
+            assert!(b.await.unwrap());
+        }
+    }
+    let all_per_s = f64::from(rounds * threads) / start.elapsed().as_secs_f64();
+    println!("{{\"verify_ms\": {median:.3}, \"threads\": {threads}, \"all_threads_per_s\": {all_per_s:.2}, \"hash\": \"{hash}\"}}");
 }

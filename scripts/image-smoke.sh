@@ -16,10 +16,25 @@ UID_IN_IMAGE=10001
 step() { printf '== %s\n' "$*"; }
 fail() { printf 'image-smoke: FAILED: %s\n' "$*" >&2; exit 1; }
 
+# The build stage sees only what its COPY lines bring in (and .dockerignore lets through):
+# build from a context holding exactly that, so a file the build needs but the image
+# leaves out fails here as it would in `docker build`.
+build_stage_sources() {
+  sed -n '/^FROM .* AS build/,/^FROM /p' Dockerfile | awk '$1 == "COPY" && $2 !~ /^--from/ { for (i = 2; i < NF; i++) print $i }'
+}
 if [ -z "${GOTRUE_BIN:-}" ]; then
-  step "build stage: cargo build --release --locked --bin gotrue"
-  GOTRUE_GIT_COMMIT="$(git rev-parse HEAD 2>/dev/null || true)" cargo build --release --locked --bin gotrue
-  GOTRUE_BIN="${CARGO_TARGET_DIR:-target}/release/gotrue"
+  CONTEXT="$(mktemp -d)"
+  for src in $(build_stage_sources); do
+    grep -qx "!$src" .dockerignore || fail "the Dockerfile copies $src but .dockerignore leaves it out"
+    cp -a "$src" "$CONTEXT/"
+  done
+  step "build stage (context: $(build_stage_sources | tr '\n' ' ')): cargo build --release --locked --bin gotrue"
+  TARGET="$(cd "${CARGO_TARGET_DIR:-target}" 2>/dev/null && pwd || echo "$PWD/target")"
+  commit="$(git rev-parse HEAD 2>/dev/null || true)"
+  (cd "$CONTEXT" && GOTRUE_GIT_COMMIT="$commit" CARGO_TARGET_DIR="$TARGET" cargo build --release --locked --bin gotrue) \
+    || { rm -rf "$CONTEXT"; fail "the build stage failed"; }
+  rm -rf "$CONTEXT"
+  GOTRUE_BIN="$TARGET/release/gotrue"
 fi
 [ -x "$GOTRUE_BIN" ] || fail "no binary at $GOTRUE_BIN"
 
